@@ -1,0 +1,25 @@
+"""The ``omni-journey`` command. Each concern registers its commands from its own module."""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="omni-journey",
+    help="Omnichannel marketing journeys on Prefect.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Imported for their side effect of adding commands to ``app``.
+    from omni_journey.cli import db_cmd, demo_cmd  # noqa: F401
+
+
+def main() -> None:
+    _register()
+    app()

@@ -1,0 +1,1 @@
+"""Use cases that wire the package together (ingest, run, dispatch, simulate)."""

@@ -1,0 +1,1 @@
+"""The journey and segment language: models, loader, checks, JSON Schema."""

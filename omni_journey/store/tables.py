@@ -1,0 +1,204 @@
+"""The store: SQLModel tables. Each table has one writer (see DESIGN.md).
+
+Customer keys are strings (the ``customer_id`` users send). Merged customers keep a
+row with ``merged_into`` set, and their identities point at the survivor.
+Every query the engine runs at scale has an index; the comments say which.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, String, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from omni_journey.store.types import JSONDict, UTCDateTime
+
+__all__ = [
+    "Consent",
+    "Customer",
+    "Enrollment",
+    "Event",
+    "Identity",
+    "JourneyVersion",
+    "Message",
+    "Suppression",
+    "metadata",
+]
+
+metadata = SQLModel.metadata
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class Customer(SQLModel, table=True):
+    """One person: one profile, one history, whatever channel they use."""
+
+    __tablename__ = "customers"
+
+    id: str = Field(primary_key=True, max_length=128)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=20)
+    timezone: str | None = Field(default=None, max_length=64)
+    locale: str | None = Field(default=None, max_length=35)
+    attributes: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONDict, nullable=False)
+    )
+    merged_into: str | None = Field(default=None, max_length=128, index=True)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Identity(SQLModel, table=True):
+    """(kind, value) -> customer. Kinds: customer_id, email, phone, push_token,
+    external_id, anonymous_id. A value belongs to exactly one customer."""
+
+    __tablename__ = "identities"
+
+    kind: str = Field(primary_key=True, max_length=16)
+    value: str = Field(primary_key=True, max_length=512)
+    customer_id: str = Field(max_length=128, index=True)  # merges re-point by customer
+    created_at: datetime = _ts()
+
+
+class Consent(SQLModel, table=True):
+    """Consent per customer and channel; the latest statement wins."""
+
+    __tablename__ = "consents"
+
+    customer_id: str = Field(primary_key=True, max_length=128)
+    channel: str = Field(primary_key=True, max_length=16)
+    granted: bool
+    source: str | None = Field(default=None, max_length=64)
+    updated_at: datetime = _ts()
+
+
+class Suppression(SQLModel, table=True):
+    """Addresses we must never send to (hard bounce, complaint, opt-out, pruned token)."""
+
+    __tablename__ = "suppressions"
+
+    channel: str = Field(primary_key=True, max_length=16)
+    address: str = Field(primary_key=True, max_length=512)
+    reason: str = Field(max_length=64)
+    created_at: datetime = _ts()
+
+
+class Event(SQLModel, table=True):
+    """Append-only behavioural events; ``event_id`` makes ingestion idempotent."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        # segments and branches: "did customer X do event N (since T)?"
+        Index("ix_events_customer_name_at", "customer_id", "name", "at"),
+        # enrollment: new events of a name in arrival order
+        Index("ix_events_name_seq", "name", "seq"),
+    )
+
+    seq: int | None = Field(default=None, primary_key=True)  # arrival order, the cursor
+    event_id: str = Field(max_length=255, sa_column_kwargs={"unique": True})
+    name: str = Field(max_length=128)
+    customer_id: str = Field(max_length=128)
+    at: datetime = _ts()
+    received_at: datetime = _ts()
+    properties: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONDict, nullable=False)
+    )
+
+
+class JourneyVersion(SQLModel, table=True):
+    """A published journey definition. Enrollments are pinned to one."""
+
+    __tablename__ = "journey_versions"
+    __table_args__ = (UniqueConstraint("journey_key", "spec_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    journey_key: str = Field(max_length=64, index=True)
+    version: int
+    spec_hash: str = Field(max_length=64)
+    spec: dict[str, Any] = Field(sa_column=Column(JSONDict, nullable=False))
+    published_at: datetime = _ts()
+    retired_at: datetime | None = _ts(nullable=True)
+
+
+class Enrollment(SQLModel, table=True):
+    """One customer's place in one journey version."""
+
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        # at most one active enrollment per customer and journey
+        Index(
+            "uq_enrollments_active",
+            "journey_key",
+            "customer_id",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
+        # the engine's hot query: due active enrollments, by time
+        Index("ix_enrollments_due", "state", "wake_at"),
+        # event delivery to waiting customers, and re-entry checks
+        Index("ix_enrollments_customer", "customer_id", "journey_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    journey_key: str = Field(max_length=64)
+    journey_version_id: int = Field(foreign_key="journey_versions.id")
+    customer_id: str = Field(max_length=128)
+    step_id: str | None = Field(default=None, max_length=64)
+    state: str = Field(default="active", max_length=16)  # active | completed | exited
+    wake_at: datetime | None = _ts(nullable=True)
+    entered_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    ended_at: datetime | None = _ts(nullable=True)
+    end_reason: str | None = Field(default=None, max_length=128)
+    holdout: bool = False
+    trigger_event_id: str | None = Field(default=None, max_length=255)
+    context: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONDict, nullable=False)
+    )
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: datetime | None = _ts(nullable=True)
+
+
+class Message(SQLModel, table=True):
+    """The outbox: one row per send decision, unique by idempotency key.
+
+    pending -> claimed -> sent | failed | suppressed. The decision log (eligible
+    channels, scores, probabilities, propensity, policy and model version) rides along.
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        # the dispatcher's hot query
+        Index("ix_messages_dispatch", "status", "send_after"),
+        # frequency caps and channel features: a customer's recent sends
+        Index("ix_messages_customer_created", "customer_id", "created_at"),
+        Index("ix_messages_enrollment", "enrollment_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=255, sa_column_kwargs={"unique": True})
+    enrollment_id: int | None = Field(default=None)
+    journey_key: str | None = Field(default=None, max_length=64)
+    journey_version_id: int | None = None
+    step_id: str | None = Field(default=None, max_length=64)
+    customer_id: str = Field(max_length=128)
+    channel: str = Field(max_length=16)
+    message_key: str = Field(max_length=64)
+    status: str = Field(default="pending", max_length=16)
+    send_after: datetime = _ts()
+    created_at: datetime = _ts()
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: datetime | None = _ts(nullable=True)
+    attempts: int = 0
+    sent_at: datetime | None = _ts(nullable=True)
+    provider: str | None = Field(default=None, max_length=32)
+    provider_message_id: str | None = Field(default=None, max_length=255, sa_type=String(255))
+    error: str | None = Field(default=None, max_length=1024)
+    decision: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONDict, nullable=False)
+    )

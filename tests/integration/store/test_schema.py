@@ -1,0 +1,90 @@
+"""The schema migrates on both databases and matches the models exactly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from omni_journey.store import upgrade
+from omni_journey.store.tables import Enrollment, Event, JourneyVersion, metadata
+
+NOW = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+
+
+def test_migrations_match_models(store: Engine) -> None:
+    with store.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), metadata)
+    assert diff == []
+
+
+def test_upgrade_is_idempotent(store: Engine) -> None:
+    upgrade(store)
+    upgrade(store)
+
+
+def test_sqlite_runs_in_wal_mode(sqlite_store: Engine) -> None:
+    with sqlite_store.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_timestamps_round_trip_as_aware_utc(store: Engine) -> None:
+    berlin = datetime(2026, 5, 1, 12, 0, tzinfo=UTC) + timedelta(hours=0)
+    with store.begin() as connection:
+        connection.execute(
+            insert(Event.__table__),  # type: ignore[arg-type]
+            [
+                {
+                    "event_id": "e-1",
+                    "name": "product.viewed",
+                    "customer_id": "c-1",
+                    "at": berlin,
+                    "received_at": NOW,
+                    "properties": {"sku": "SERUM-30"},
+                }
+            ],
+        )
+        row = connection.execute(select(Event.__table__)).one()  # type: ignore[call-overload]
+    assert row.at == berlin
+    assert row.at.tzinfo is not None
+    assert row.properties == {"sku": "SERUM-30"}
+
+
+def test_event_id_is_unique(store: Engine) -> None:
+    row = {
+        "event_id": "e-1",
+        "name": "x",
+        "customer_id": "c",
+        "at": NOW,
+        "received_at": NOW,
+        "properties": {},
+    }
+    with store.begin() as connection:
+        connection.execute(insert(Event.__table__), [row])  # type: ignore[arg-type]
+    with pytest.raises(IntegrityError), store.begin() as connection:
+        connection.execute(insert(Event.__table__), [row])  # type: ignore[arg-type]
+
+
+def test_one_active_enrollment_per_customer_and_journey(store: Engine) -> None:
+    with store.begin() as connection:
+        version_id = connection.execute(
+            insert(JourneyVersion.__table__).returning(JourneyVersion.__table__.c.id),  # type: ignore[attr-defined]
+            {"journey_key": "j", "version": 1, "spec_hash": "h", "spec": {}, "published_at": NOW},
+        ).scalar_one()
+    base = {
+        "journey_key": "j",
+        "journey_version_id": version_id,
+        "customer_id": "c-1",
+        "entered_at": NOW,
+        "updated_at": NOW,
+        "context": {},
+    }
+    with store.begin() as connection:
+        connection.execute(insert(Enrollment.__table__), [{**base, "state": "completed"}])  # type: ignore[arg-type]
+        connection.execute(insert(Enrollment.__table__), [{**base, "state": "active"}])  # type: ignore[arg-type]
+    with pytest.raises(IntegrityError), store.begin() as connection:
+        connection.execute(insert(Enrollment.__table__), [{**base, "state": "active"}])  # type: ignore[arg-type]
