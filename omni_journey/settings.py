@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from omni_journey.errors import ConfigError
 
 __all__ = ["Settings", "get_settings"]
 
@@ -54,6 +56,115 @@ class Settings(BaseSettings):
         default="file", description="file, sns or sms-voice-v2 (AWS End User Messaging SMS)."
     )
     push_provider: Literal["file", "fcm"] = Field(default="file", description="file or fcm.")
+    whatsapp_provider: Literal["file", "socialmessaging"] = Field(
+        default="file",
+        description="file or socialmessaging (AWS End User Messaging Social, WhatsApp).",
+    )
+    webhook_provider: Literal["file", "webhook"] = Field(
+        default="file",
+        description="file (write the call to the outbox) or webhook (POST it, signed).",
+    )
+    email_from: str = Field(
+        default="omni-journey <no-reply@example.com>",
+        description="From address of every email (a verified SES identity in production).",
+    )
+    ses_configuration_set: str | None = Field(
+        default=None,
+        description="SES configuration set that publishes delivery events (bounces, complaints).",
+    )
+    unsubscribe_url: str | None = Field(
+        default=None,
+        pattern=r"^https://",
+        description=(
+            "https base URL of the one-click unsubscribe endpoint (RFC 8058); a signed token is "
+            "appended as ?token=. Required by the ses provider."
+        ),
+    )
+    sms_origination_identity: str | None = Field(
+        default=None,
+        description=(
+            "Sender of SMS: an E.164 number, sender id, pool or phone-number ARN. Required by "
+            "sms-voice-v2; for sns an E.164 number is the origination number, else a sender id."
+        ),
+    )
+    sms_configuration_set: str | None = Field(
+        default=None,
+        description="End User Messaging SMS configuration set (delivery events); sms-voice-v2.",
+    )
+    sms_message_type: Literal["PROMOTIONAL", "TRANSACTIONAL"] = Field(
+        default="PROMOTIONAL", description="SMS message type sent to AWS."
+    )
+    fcm_credentials_path: Path | None = Field(
+        default=None,
+        description="Path of the Firebase service-account JSON file. Required by the fcm provider.",
+    )
+    whatsapp_phone_number_id: str | None = Field(
+        default=None,
+        description="AWS End User Messaging Social origination phone number id.",
+    )
+    whatsapp_meta_api_version: str = Field(
+        default="v20.0", description="Meta Graph API version sent with each WhatsApp message."
+    )
+    aws_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Attempts per AWS call, botocore's own retries included (throttling, 5xx).",
+    )
+    rate_limits: str = Field(
+        default="ses=14,sns=20,sms-voice-v2=20,fcm=1000,socialmessaging=20,webhook=50",
+        pattern=r"^\s*([a-z0-9_-]+\s*=\s*[0-9]+(\.[0-9]+)?\s*(,\s*|$))*$",
+        description=(
+            "Messages per second per provider, as name=rate pairs; a provider not listed is "
+            "not limited."
+        ),
+    )
+    send_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Parallel provider calls within one provider batch."
+    )
+    dispatch_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="Outbox rows the dispatcher claims at a time."
+    )
+    dispatch_claim_seconds: int = Field(
+        default=300,
+        ge=10,
+        description=(
+            "How long a claim on outbox rows lasts. A provider batch starts only while more than "
+            "half of it is left; expired claims are taken over by the next pass."
+        ),
+    )
+    dispatch_max_attempts: int = Field(
+        default=6, ge=1, le=50, description="Provider calls per message before it is failed."
+    )
+    dispatch_backoff_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="First retry delay after a transient failure; doubles each attempt (x64 max).",
+    )
+    dispatch_in_doubt: Literal["fail", "resend"] = Field(
+        default="fail",
+        description=(
+            "What to do with a message whose sender crashed during the provider call: fail it "
+            "(never twice) or resend it (never lost). Idempotent providers always resend."
+        ),
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="Timeout of one webhook POST."
+    )
+    feedback_topic_arns: str = Field(
+        default="",
+        description=(
+            "Comma-separated SNS topic ARNs whose delivery feedback is accepted; empty refuses all."
+        ),
+    )
+    frequency_cap: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]+/([0-9]+[wdhms])+$",
+        description=(
+            'Cap across all journeys, as max/period ("3/1d": at most 3 messages per calendar '
+            "day in the customer's time zone). Unset: no global cap."
+        ),
+    )
     batch_size: int = Field(
         default=5000, ge=1, le=100_000, description="Rows per batch for ingestion and the engine."
     )
@@ -84,10 +195,32 @@ class Settings(BaseSettings):
         return self.home / "outbox"
 
     @property
+    def provider_rate_limits(self) -> dict[str, float]:
+        """``OMNI_RATE_LIMITS`` as {provider name: messages per second}."""
+        limits: dict[str, float] = {}
+        for pair in self.rate_limits.split(","):
+            if "=" in pair:
+                name, rate = pair.split("=", 1)
+                limits[name.strip()] = float(rate)
+        return limits
+
+    @property
+    def accepted_feedback_topics(self) -> frozenset[str]:
+        return frozenset(t.strip() for t in self.feedback_topic_arns.split(",") if t.strip())
+
+    @property
     def rejects_dir(self) -> Path:
         return self.home / "rejects"
 
 
 def get_settings() -> Settings:
-    """Read settings from the environment now (never at import time)."""
-    return Settings()
+    """Read settings from the environment now (never at import time).
+
+    Raises :class:`ConfigError` naming the ``OMNI_*`` variable that is wrong.
+    """
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = "OMNI_" + str(first["loc"][0]).upper() if first["loc"] else "OMNI_*"
+        raise ConfigError(name, first["msg"]) from None

@@ -17,7 +17,16 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
-    from omni_journey.cli import db_cmd, demo_cmd  # noqa: F401
+    from omni_journey.cli import (  # noqa: F401
+        db_cmd,
+        demo_cmd,
+        dispatch_cmd,
+        ingest_cmd,
+        render_cmd,
+        segments_cmd,
+        serve_cmd,
+        spec_cmd,
+    )
 
 
 def main() -> None:

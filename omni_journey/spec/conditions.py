@@ -14,12 +14,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic_core import PydanticCustomError
 
 from omni_journey.spec.durations import Duration
 
 __all__ = [
     "CHANNELS",
     "CONDITION_KINDS",
+    "STANDARD_EVENTS",
     "AllCondition",
     "AnyCondition",
     "AttributeCondition",
@@ -45,6 +47,32 @@ KEY_PATTERN = r"^[a-z][a-z0-9_]*$"
 EVENT_PATTERN = r"^[A-Za-z][A-Za-z0-9_.:-]*$"
 Key = Annotated[str, Field(pattern=KEY_PATTERN, max_length=64)]
 EventName = Annotated[str, Field(pattern=EVENT_PATTERN, max_length=128)]
+
+# The event names of the contract: what shops send and what omni-journey emits itself.
+# A journey may also use a name some journey is triggered by, or one listed in the
+# project's events.yaml.
+STANDARD_EVENTS: frozenset[str] = frozenset(
+    {
+        "product.viewed",
+        "product.added",
+        "cart.viewed",
+        "checkout.started",
+        "order.completed",
+        "product.back_in_stock",
+        "product.price_dropped",
+        "message.sent",
+        "message.delivered",
+        "message.opened",
+        "message.clicked",
+        "message.bounced",
+        "message.complained",
+        "message.unsubscribed",
+        "purchase_cycle.due",
+        "journey.entered",
+        "journey.exited",
+        "journey.converted",
+    }
+)
 
 
 class SpecModel(BaseModel):
@@ -100,8 +128,10 @@ class AttributeCondition(SpecModel):
     def _has_test(self) -> AttributeCondition:
         tests = ("equals", "not_equals", "in_", "not_in", "gt", "gte", "lt", "lte", "exists")
         if all(getattr(self, name) is None for name in tests):
-            raise ValueError(
-                "expected a test: one of equals, not_equals, in, not_in, gt, gte, lt, lte, exists"
+            raise PydanticCustomError(
+                "missing-field",
+                "needs a test: one of equals, not_equals, in, not_in, gt, gte, lt, lte, exists",
+                {"hint": "add a test, for example equals: gold, or in: [gold, silver]"},
             )
         return self
 

@@ -8,6 +8,7 @@ from datetime import time, timedelta
 from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "ClockTime",
@@ -30,14 +31,19 @@ _PERCENT_RE = re.compile(PERCENT_PATTERN)
 
 
 def parse_duration(value: object) -> timedelta:
-    """``"1d12h"`` -> ``timedelta(days=1, hours=12)``. Raises ``ValueError`` with a hint."""
+    """``"1d12h"`` -> ``timedelta(days=1, hours=12)``.
+
+    Raises a ``ValueError`` (a ``PydanticCustomError`` of type ``invalid-duration``).
+    """
     if isinstance(value, timedelta):
         return value
     if not isinstance(value, str) or not _DURATION_RE.match(value.strip()):
-        raise ValueError(f'expected a duration like "90m", "2h", "3d" or "1w", got {value!r}')
+        raise PydanticCustomError(
+            "invalid-duration", 'expected a duration like "90m", "2h", "3d" or "1w"'
+        )
     seconds = sum(int(n) * _UNITS[u] for n, u in _PART_RE.findall(value.strip()))
     if seconds <= 0:
-        raise ValueError("a duration must be longer than zero")
+        raise PydanticCustomError("invalid-duration", "a duration must be longer than zero")
     return timedelta(seconds=seconds)
 
 
@@ -53,21 +59,24 @@ def format_duration(value: timedelta) -> str:
 
 
 def parse_clock_time(value: object) -> time:
+    """``"09:30"`` -> ``time(9, 30)``. Raises a ``ValueError`` of type ``invalid-time``."""
     if isinstance(value, time):
         return value
     if not isinstance(value, str) or not _CLOCK_RE.match(value):
-        raise ValueError(f'expected a quoted 24-hour clock time like "09:30", got {value!r}')
+        raise PydanticCustomError(
+            "invalid-time", 'expected a quoted 24-hour clock time like "09:30"'
+        )
     hours, minutes = value.split(":")
     return time(int(hours), int(minutes))
 
 
 def parse_percent(value: object) -> float:
-    """``"10%"`` -> ``0.10``."""
+    """``"10%"`` -> ``0.10``. Raises a ``ValueError`` of type ``invalid-percent``."""
     if isinstance(value, str) and _PERCENT_RE.match(value):
         share = float(value[:-1]) / 100
         if share <= 1:
             return share
-    raise ValueError(f'expected a percentage like "10%", got {value!r}')
+    raise PydanticCustomError("invalid-percent", 'expected a percentage like "10%"')
 
 
 Duration = Annotated[

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from omni_journey.spec.conditions import (
     Channel,
@@ -195,8 +196,18 @@ class DelayStep(_Step):
 
     @model_validator(mode="after")
     def _one_of(self) -> DelayStep:
-        if (self.for_ is None) == (self.until is None):
-            raise ValueError('expected exactly one of "for" (a duration) or "until" (a time)')
+        if self.for_ is None and self.until is None:
+            raise PydanticCustomError(
+                "missing-field",
+                'needs "for" (a duration) or "until" (a time of day)',
+                {"hint": 'add for: 1d to wait a day, or until: "09:00" to wait for 9 am'},
+            )
+        if self.for_ is not None and self.until is not None:
+            raise PydanticCustomError(
+                "invalid-value",
+                'has both "for" and "until"; a delay takes only one of them',
+                {"hint": 'keep "for" to wait a duration, or "until" to wait for a time of day'},
+            )
         return self
 
 
@@ -266,7 +277,7 @@ class WebhookStep(_Step):
     url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
     body: dict[str, Any] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
-    timeout: Duration = Field(default=timedelta(seconds=10))
+    timeout: Duration = Field(default=timedelta(seconds=10), description="Give up after this.")
 
 
 class ExitStep(_Step):
@@ -335,7 +346,11 @@ class JourneySpec(SpecModel):
     @classmethod
     def _holdout_below_half(cls, value: float | None) -> float | None:
         if value is not None and value > 0.5:
-            raise ValueError("a holdout above 50% leaves most customers untreated")
+            raise PydanticCustomError(
+                "invalid-percent",
+                "a holdout above 50% leaves most customers untreated",
+                {"hint": 'use at most "50%"; "5%" to "10%" is usual'},
+            )
         return value
 
     def canonical(self) -> dict[str, Any]:
@@ -357,6 +372,34 @@ class JourneySpec(SpecModel):
         ids = [s.id for s in self.steps]
         index = ids.index(step_id)
         return ids[index + 1] if index + 1 < len(ids) else None
+
+    def default_next(self, step_id: str) -> str | None:
+        """Where a step goes when it names no other target: its ``next``, else the
+        following step in file order (``None``: the journey ends)."""
+        step = self.step(step_id)
+        return step.next if step.next is not None else self.following(step_id)
+
+    def successors(self, step_id: str) -> tuple[str | None, ...]:
+        """Every step ``step_id`` may go to, in a stable order (``None``: the journey ends).
+
+        wait_for: ``on_event`` and ``on_timeout``; branch: each arm's ``next``, then
+        ``else``; split: each variant's ``next``; exit: nothing; any other step: one.
+        A target left out defaults to :meth:`default_next`.
+        """
+        step = self.step(step_id)
+        fallback = self.default_next(step_id)
+        targets: list[str | None]
+        if isinstance(step, ExitStep):
+            return ()
+        if isinstance(step, WaitForStep):
+            targets = [step.on_event or fallback, step.on_timeout or fallback]
+        elif isinstance(step, BranchStep):
+            targets = [*(arm.next for arm in step.arms), step.else_ or fallback]
+        elif isinstance(step, SplitStep):
+            targets = [variant.next or fallback for variant in step.variants]
+        else:
+            targets = [fallback]
+        return tuple(dict.fromkeys(targets))
 
 
 class SegmentSpec(SpecModel):

@@ -21,8 +21,13 @@ __all__ = [
     "Enrollment",
     "Event",
     "Identity",
+    "JourneyCursor",
+    "JourneyLog",
     "JourneyVersion",
     "Message",
+    "PurchaseCycle",
+    "SegmentMembership",
+    "SegmentState",
     "Suppression",
     "metadata",
 ]
@@ -195,6 +200,9 @@ class Message(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, max_length=64)
     claimed_until: datetime | None = _ts(nullable=True)
     attempts: int = 0
+    # set (and committed) just before the provider call, cleared with its result: an
+    # expired claim with this set is the one ambiguous case (see docs/operations.md)
+    in_flight_since: datetime | None = _ts(nullable=True)
     sent_at: datetime | None = _ts(nullable=True)
     provider: str | None = Field(default=None, max_length=32)
     provider_message_id: str | None = Field(default=None, max_length=255, sa_type=String(255))
@@ -202,3 +210,99 @@ class Message(SQLModel, table=True):
     decision: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSONDict, nullable=False)
     )
+
+
+class JourneyCursor(SQLModel, table=True):
+    """How far each journey has read the event stream (events.seq)."""
+
+    __tablename__ = "journey_cursors"
+
+    journey_key: str = Field(primary_key=True, max_length=64)
+    last_event_seq: int = 0
+    updated_at: datetime = _ts()
+
+
+class JourneyLog(SQLModel, table=True):
+    """What happened in journeys, one row per fact: entered, step, sent, skipped,
+    deferred, exited, completed, converted. Funnels, simulate and reports read it."""
+
+    __tablename__ = "journey_log"
+    __table_args__ = (
+        Index("ix_journey_log_journey_kind_at", "journey_key", "kind", "at"),
+        Index("ix_journey_log_enrollment", "enrollment_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    journey_key: str = Field(max_length=64)
+    journey_version_id: int | None = None
+    enrollment_id: int | None = None
+    customer_id: str = Field(max_length=128)
+    step_id: str | None = Field(default=None, max_length=64)
+    kind: str = Field(max_length=16)
+    reason: str | None = Field(default=None, max_length=128)
+    holdout: bool = False
+    event_id: str | None = Field(default=None, max_length=255)
+    message_id: int | None = None
+    at: datetime = _ts()
+
+
+class SegmentMembership(SQLModel, table=True):
+    """Who is in each segment as of its last evaluation (writer: segments.evaluate)."""
+
+    __tablename__ = "segment_memberships"
+    __table_args__ = (
+        # branch and entry checks from the customer's side: "which segments is X in?"
+        Index("ix_segment_memberships_customer", "customer_id"),
+    )
+
+    segment_key: str = Field(primary_key=True, max_length=64)
+    customer_id: str = Field(primary_key=True, max_length=128)
+    entered_at: datetime = _ts()
+
+
+class SegmentState(SQLModel, table=True):
+    """One row per evaluated segment: when, at which spec, how many members.
+
+    The row is locked (``FOR UPDATE``) while a segment is evaluated, so two evaluators
+    never compute the same delta twice.
+    """
+
+    __tablename__ = "segment_states"
+
+    segment_key: str = Field(primary_key=True, max_length=64)
+    spec_hash: str = Field(max_length=64)
+    size: int = 0
+    evaluated_at: datetime = _ts()
+
+
+class PurchaseCycle(SQLModel, table=True):
+    """The replenishment schedule of one customer in one product category
+    (writer: segments.purchase_cycles).
+
+    ``cycle`` counts purchase occasions so far; the ``purchase_cycle.due`` event of a
+    cycle has a deterministic id, so re-runs never emit twice. ``status``: ``irregular``
+    (silent), ``scheduled`` (waits for ``due_at``), ``due`` (emitted), ``expired`` (the
+    window closed before a run could emit).
+    """
+
+    __tablename__ = "purchase_cycles"
+    __table_args__ = (
+        # the runner's hot query: scheduled cycles that have come due
+        Index("ix_purchase_cycles_status_due", "status", "due_at"),
+    )
+
+    customer_id: str = Field(primary_key=True, max_length=128)
+    category: str = Field(primary_key=True, max_length=128)
+    cycle: int
+    status: str = Field(max_length=16)
+    intervals: int = 0
+    last_purchase_at: datetime = _ts()
+    predicted_at: datetime | None = _ts(nullable=True)
+    window_start: datetime | None = _ts(nullable=True)
+    window_end: datetime | None = _ts(nullable=True)
+    due_at: datetime | None = _ts(nullable=True)
+    p_value: float | None = None
+    confidence: float | None = None
+    cancelled: int = 0  # cycles superseded by a purchase before they fired
+    event_id: str | None = Field(default=None, max_length=255)
+    updated_at: datetime = _ts()

@@ -70,6 +70,31 @@ def upgrade() -> None:
     with op.batch_alter_table('identities', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_identities_customer_id'), ['customer_id'], unique=False)
 
+    op.create_table('journey_cursors',
+    sa.Column('journey_key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('last_event_seq', sa.Integer(), nullable=False),
+    sa.Column('updated_at', omni_journey.store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('journey_key')
+    )
+    op.create_table('journey_log',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('journey_key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('journey_version_id', sa.Integer(), nullable=True),
+    sa.Column('enrollment_id', sa.Integer(), nullable=True),
+    sa.Column('customer_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('step_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
+    sa.Column('holdout', sa.Boolean(), nullable=False),
+    sa.Column('event_id', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+    sa.Column('message_id', sa.Integer(), nullable=True),
+    sa.Column('at', omni_journey.store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('journey_log', schema=None) as batch_op:
+        batch_op.create_index('ix_journey_log_enrollment', ['enrollment_id'], unique=False)
+        batch_op.create_index('ix_journey_log_journey_kind_at', ['journey_key', 'kind', 'at'], unique=False)
+
     op.create_table('journey_versions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('journey_key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -100,6 +125,7 @@ def upgrade() -> None:
     sa.Column('claimed_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('claimed_until', omni_journey.store.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('in_flight_since', omni_journey.store.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('sent_at', omni_journey.store.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('provider', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('provider_message_id', sa.String(length=255), nullable=True),
@@ -113,6 +139,43 @@ def upgrade() -> None:
         batch_op.create_index('ix_messages_dispatch', ['status', 'send_after'], unique=False)
         batch_op.create_index('ix_messages_enrollment', ['enrollment_id'], unique=False)
 
+    op.create_table('purchase_cycles',
+    sa.Column('customer_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('category', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('cycle', sa.Integer(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('intervals', sa.Integer(), nullable=False),
+    sa.Column('last_purchase_at', omni_journey.store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('predicted_at', omni_journey.store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('window_start', omni_journey.store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('window_end', omni_journey.store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('due_at', omni_journey.store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('p_value', sa.Float(), nullable=True),
+    sa.Column('confidence', sa.Float(), nullable=True),
+    sa.Column('cancelled', sa.Integer(), nullable=False),
+    sa.Column('event_id', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+    sa.Column('updated_at', omni_journey.store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('customer_id', 'category')
+    )
+    with op.batch_alter_table('purchase_cycles', schema=None) as batch_op:
+        batch_op.create_index('ix_purchase_cycles_status_due', ['status', 'due_at'], unique=False)
+
+    op.create_table('segment_memberships',
+    sa.Column('segment_key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('customer_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('entered_at', omni_journey.store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('segment_key', 'customer_id')
+    )
+    with op.batch_alter_table('segment_memberships', schema=None) as batch_op:
+        batch_op.create_index('ix_segment_memberships_customer', ['customer_id'], unique=False)
+
+    op.create_table('segment_states',
+    sa.Column('segment_key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('spec_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('evaluated_at', omni_journey.store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('segment_key')
+    )
     op.create_table('suppressions',
     sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('address', sqlmodel.sql.sqltypes.AutoString(length=512), nullable=False),
@@ -157,6 +220,15 @@ def downgrade() -> None:
 
     op.drop_table('enrollments')
     op.drop_table('suppressions')
+    op.drop_table('segment_states')
+    with op.batch_alter_table('segment_memberships', schema=None) as batch_op:
+        batch_op.drop_index('ix_segment_memberships_customer')
+
+    op.drop_table('segment_memberships')
+    with op.batch_alter_table('purchase_cycles', schema=None) as batch_op:
+        batch_op.drop_index('ix_purchase_cycles_status_due')
+
+    op.drop_table('purchase_cycles')
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_index('ix_messages_enrollment')
         batch_op.drop_index('ix_messages_dispatch')
@@ -167,6 +239,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_journey_versions_journey_key'))
 
     op.drop_table('journey_versions')
+    with op.batch_alter_table('journey_log', schema=None) as batch_op:
+        batch_op.drop_index('ix_journey_log_journey_kind_at')
+        batch_op.drop_index('ix_journey_log_enrollment')
+
+    op.drop_table('journey_log')
+    op.drop_table('journey_cursors')
     with op.batch_alter_table('identities', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_identities_customer_id'))
 

@@ -1,0 +1,140 @@
+"""Event ingestion into SQLite: ``import_file`` against a raw ``executemany`` floor.
+
+    .venv/bin/python -m bench.ingest --events 1000000
+
+1. writes N CONTRACT.md events (customer_id + properties) to a JSON Lines file;
+2. imports it into a fresh SQLite store through ``import_file`` (timed);
+3. imports it again, which must store nothing (timed);
+4. inserts the same rows, pre-built as tuples, into a fresh store of the same schema
+   with sqlite3 ``executemany``, one transaction per batch, with the same pragmas as
+   ingestion (WAL, synchronous=FULL): the floor no Python ingestion can beat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+from omni_journey.service.ingest import import_file
+from omni_journey.settings import Settings
+from omni_journey.store import open_store
+
+NAMES = ("product.viewed", "product.viewed", "product.added", "cart.viewed", "order.completed")
+CATEGORIES = ("skincare", "haircare", "makeup", "fragrance")
+START = datetime(2026, 5, 1, tzinfo=UTC)
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def _events(count: int, customers: int, seed: int) -> Iterator[dict[str, object]]:
+    rng = random.Random(seed)
+    for i in range(count):
+        yield {
+            "id": f"evt-{i:09d}",
+            "name": NAMES[rng.randrange(len(NAMES))],
+            "customer_id": f"c-{rng.randrange(customers):07d}",
+            "at": (START + timedelta(milliseconds=i * 37)).isoformat().replace("+00:00", "Z"),
+            "properties": {
+                "sku": f"SKU-{rng.randrange(5000):05d}",
+                "category": CATEGORIES[rng.randrange(len(CATEGORIES))],
+                "price": round(rng.uniform(3, 120), 2),
+            },
+        }
+
+
+def write_events(path: Path, count: int, customers: int, seed: int = 7) -> None:
+    with path.open("wb") as out:
+        chunk: list[bytes] = []
+        for event in _events(count, customers, seed):
+            chunk.append(orjson.dumps(event))
+            if len(chunk) == 10_000:
+                out.write(b"\n".join(chunk) + b"\n")
+                chunk.clear()
+        if chunk:
+            out.write(b"\n".join(chunk) + b"\n")
+
+
+def _sqlite_text(value: datetime) -> str:
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _timed(label: str, count: int, run: object) -> float:
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()  # type: ignore[operator]
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"{label:<28} {wall:7.2f} s  {count / wall:>10,.0f} events/s  (cpu {cpu:.2f} s)")
+    return wall
+
+
+def raw_floor(path: Path, source: Path, batch_size: int) -> float:
+    engine = open_store(f"sqlite:///{path}")
+    engine.dispose()
+    received = _sqlite_text(NOW)
+    rows = []
+    with source.open("rb") as lines:
+        for line in lines:
+            e = orjson.loads(line)
+            at = datetime.fromisoformat(e["at"])
+            props = orjson.dumps(e["properties"]).decode()
+            rows.append((e["id"], e["name"], e["customer_id"], _sqlite_text(at), received, props))
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    sql = (
+        "INSERT INTO events (event_id, name, customer_id, at, received_at, properties) "
+        "VALUES (?, ?, ?, ?, ?, ?)"
+    )
+
+    def insert() -> None:
+        for start in range(0, len(rows), batch_size):
+            connection.execute("BEGIN IMMEDIATE")
+            connection.executemany(sql, rows[start : start + batch_size])
+            connection.execute("COMMIT")
+
+    wall = _timed("raw executemany (floor)", len(rows), insert)
+    connection.close()
+    return wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: OMNI_BATCH_SIZE")
+    parser.add_argument("--dir", type=Path, default=None, help="work here instead of a temp dir")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="omni-bench-", dir=args.dir) as tmp:
+        work = Path(tmp)
+        overrides = {} if args.batch_size is None else {"batch_size": args.batch_size}
+        settings = Settings(home=work / "home", **overrides)
+        source = work / "events.jsonl"
+        print(f"{args.events:,} events over {args.customers:,} customers, ", end="")
+        print(f"batches of {settings.batch_size:,}, SQLite {sqlite3.sqlite_version}")
+        write_events(source, args.events, args.customers)
+        engine = open_store(f"sqlite:///{work / 'omni.db'}")
+
+        def first() -> None:
+            result = import_file(engine, source, "events", settings=settings, now=NOW)
+            assert (result.accepted, result.rejected) == (args.events, 0), result
+
+        def again() -> None:
+            result = import_file(engine, source, "events", settings=settings, now=NOW)
+            assert (result.accepted, result.duplicates) == (0, args.events), result
+
+        imported = _timed("import_file", args.events, first)
+        _timed("re-import (no-op)", args.events, again)
+        engine.dispose()
+        floor = raw_floor(work / "floor.db", source, settings.batch_size)
+        print(f"import_file reaches {floor / imported:.0%} of the raw executemany floor")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Channel intelligence: which channel (and when) for each customer."""

@@ -1,0 +1,150 @@
+"""``omni-journey customers import``, ``events import`` and ``track``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import orjson
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from omni_journey.cli import app
+from omni_journey.service.ingest import ImportFileError, ImportResult, import_file, ingest_events
+from omni_journey.settings import get_settings
+from omni_journey.store import open_store
+
+__all__ = ["customers_import", "events_import", "track"]
+
+customers_app = typer.Typer(help="Customer profiles: bulk import.", no_args_is_help=True)
+events_app = typer.Typer(help="Behavioural events: bulk import.", no_args_is_help=True)
+app.add_typer(customers_app, name="customers")
+app.add_typer(events_app, name="events")
+
+FileArgument = Annotated[
+    Path,
+    typer.Argument(help="A JSON Lines (.jsonl, .json) or CSV (.csv) file.", show_default=False),
+]
+FormatOption = Annotated[
+    str | None,
+    typer.Option("--format", help="jsonl or csv; default: from the file's extension."),
+]
+
+EXIT_UNREADABLE = 2
+
+
+def _import(path: Path, kind: Literal["events", "customers"], file_format: str | None) -> None:
+    out = Console()
+    err = Console(stderr=True)
+    settings = get_settings()
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        err.print(f"[red]error:[/] {escape(str(path))}: cannot read the file ({error.strerror})")
+        raise typer.Exit(EXIT_UNREADABLE) from None
+    engine = open_store(settings.resolved_database_url)
+    columns = (
+        TextColumn(f"importing {kind}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+    )
+    try:
+        with Progress(*columns, console=err, transient=True) as progress:
+            task = progress.add_task(kind, total=size or None)
+            result = import_file(
+                engine,
+                path,
+                kind,
+                settings=settings,
+                now=datetime.now(UTC),
+                progress=lambda done: progress.update(task, completed=done),
+                file_format=file_format,
+            )
+    except ImportFileError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(EXIT_UNREADABLE) from None
+    finally:
+        engine.dispose()
+    _report(out, result)
+
+
+def _report(console: Console, result: ImportResult) -> None:
+    console.print(
+        f"accepted {result.accepted}, duplicates {result.duplicates}, rejected {result.rejected}"
+    )
+    if result.rejects_path is not None:
+        console.print(f"rejects written to {escape(str(result.rejects_path))}", soft_wrap=True)
+
+
+@customers_app.command("import")
+def customers_import(path: FileArgument, file_format: FormatOption = None) -> None:
+    """Import customer profiles (CONTRACT.md profile JSON, or CSV with consent.<channel>
+    and attributes.<key> columns). Prints accepted / duplicates / rejected; rejected
+    lines go to a rejects file with their line number and reason. Exit 0 even with
+    rejects; exit 2 when the file cannot be read."""
+    _import(path, "customers", file_format)
+
+
+@events_app.command("import")
+def events_import(path: FileArgument, file_format: FormatOption = None) -> None:
+    """Import events (CONTRACT.md event JSON, or CSV with id, name, customer_id, at,
+    properties.<key> and identities.<kind> columns). Re-importing is a no-op: events
+    already stored count as duplicates. Exit 0 even with rejects; exit 2 when the file
+    cannot be read."""
+    _import(path, "events", file_format)
+
+
+def _property(pair: str) -> tuple[str, Any]:
+    key, sep, raw = pair.partition("=")
+    if not sep or not key:
+        raise typer.BadParameter(f"expected key=value, got {pair!r}", param_hint="--prop")
+    try:
+        return key, orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return key, raw
+
+
+@app.command()
+def track(
+    name: Annotated[str, typer.Argument(help="Event name, e.g. product.viewed.")],
+    customer: Annotated[str, typer.Option("--customer", help="The customer's id.")],
+    prop: Annotated[
+        list[str] | None,
+        typer.Option("--prop", help="A property as key=value (value read as JSON when it parses)."),
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="When, ISO 8601 with a zone; default now.")
+    ] = None,
+    event_id: Annotated[
+        str | None, typer.Option("--id", help="Event id (idempotency key); default a new one.")
+    ] = None,
+) -> None:
+    """Store one event and print its id."""
+    settings = get_settings()
+    properties = dict(_property(p) for p in prop or [])
+    now = datetime.now(UTC)
+    chosen_id = event_id or f"evt-{uuid.uuid4()}"
+    record = {
+        "id": chosen_id,
+        "name": name,
+        "customer_id": customer,
+        "at": at or now,
+        "properties": properties,
+    }
+    engine = open_store(settings.resolved_database_url)
+    try:
+        result = ingest_events(engine, [record], now=now, settings=settings)
+    finally:
+        engine.dispose()
+    if result.rejected:
+        reject = result.rejected[0]
+        message = escape(f"error[{reject.reason}]: {reject.detail}")
+        Console(stderr=True).print(f"[red]{message}[/]")
+        raise typer.Exit(1)
+    suffix = " (already stored)" if result.duplicates else ""
+    Console().print(f"{chosen_id}{suffix}", soft_wrap=True)

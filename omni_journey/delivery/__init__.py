@@ -1,0 +1,39 @@
+"""Delivery: providers (file, webhook, ses, sns / sms-voice-v2, fcm, socialmessaging), the
+outbox dispatcher and delivery feedback.
+
+Importing this package imports no vendor SDK: provider modules load through
+:func:`load_providers` (entry points) only when settings choose them.
+"""
+
+from omni_journey.delivery.base import (
+    AddressRejectedError,
+    Content,
+    FeedbackError,
+    OutgoingMessage,
+    Provider,
+    ProviderPausedError,
+    RetryLaterError,
+    SendResult,
+)
+from omni_journey.delivery.dispatcher import DispatchReport, Renderer, dispatch
+from omni_journey.delivery.outbox import OutboxRow
+from omni_journey.delivery.recipients import CustomerView
+from omni_journey.delivery.registry import available_providers, load_providers
+
+__all__ = [
+    "AddressRejectedError",
+    "Content",
+    "CustomerView",
+    "DispatchReport",
+    "FeedbackError",
+    "OutboxRow",
+    "OutgoingMessage",
+    "Provider",
+    "ProviderPausedError",
+    "Renderer",
+    "RetryLaterError",
+    "SendResult",
+    "available_providers",
+    "dispatch",
+    "load_providers",
+]

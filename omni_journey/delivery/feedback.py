@@ -1,0 +1,195 @@
+"""Delivery feedback: SES event publishing (and two-way SMS) through SNS -> events and
+suppressions.
+
+:func:`handle_sns_notification` takes one SNS HTTP(S) POST body, verifies its signature
+and topic, and applies it in one transaction:
+
+| SES event | event written | suppression |
+|---|---|---|
+| Delivery | ``message.delivered`` | |
+| Bounce | ``message.bounced`` | Permanent bounces: each bounced address (``hard_bounce``) |
+| Complaint | ``message.complained`` | each complaining address (``complaint``) |
+| Open / Click | ``message.opened`` / ``message.clicked`` | |
+| Reject | ``message.failed`` | |
+| Subscription (unsubscribe) | ``message.unsubscribed`` | the address (``unsubscribe``) |
+
+Event ids are ``<name>:sns:<SNS MessageId>``, so SNS's redeliveries are stored once.
+The outbox row is found by SES message id, or by the ``omni_message`` email tag.
+An inbound SMS (two-way SMS topic) goes to :func:`.optout.handle_inbound_sms`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, and_, select
+
+from omni_journey.delivery.base import FeedbackError
+from omni_journey.delivery.optout import handle_inbound_sms
+from omni_journey.delivery.sns_signature import SnsSignatureVerifier
+from omni_journey.store.ops import insert_ignore
+from omni_journey.store.tables import Event, Message, Suppression
+
+__all__ = ["FeedbackResult", "handle_sns_notification"]
+
+_MESSAGES: Table = Message.__table__  # type: ignore[attr-defined]
+_EVENTS: Table = Event.__table__  # type: ignore[attr-defined]
+
+SES_EVENTS = {
+    "Delivery": "message.delivered",
+    "Bounce": "message.bounced",
+    "Complaint": "message.complained",
+    "Open": "message.opened",
+    "Click": "message.clicked",
+    "Reject": "message.failed",
+    "Subscription": "message.unsubscribed",
+}
+
+
+@dataclass
+class FeedbackResult:
+    """``kind``: subscription (confirm by GET-ting ``subscribe_url``), ses, sms, ignored."""
+
+    kind: str
+    subscribe_url: str | None = None
+    events: int = 0
+    suppressed: int = 0
+    unmatched: int = 0
+
+
+def _parse(body: Mapping[str, Any] | str | bytes) -> Mapping[str, Any]:
+    if isinstance(body, Mapping):
+        return body
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        raise FeedbackError("bad_json") from None
+    if not isinstance(parsed, dict):
+        raise FeedbackError("bad_json", "not an object")
+    return parsed
+
+
+def handle_sns_notification(
+    engine: Engine,
+    body: Mapping[str, Any] | str | bytes,
+    *,
+    now: datetime,
+    verifier: SnsSignatureVerifier,
+    accepted_topics: Collection[str],
+) -> FeedbackResult:
+    """Verify and apply one SNS message. Raises :class:`FeedbackError` (with a stable
+    ``reason``) for a bad signature, an unaccepted topic or a malformed body."""
+    envelope = _parse(body)
+    verifier.verify(envelope)
+    topic = str(envelope.get("TopicArn", ""))
+    if topic not in accepted_topics:
+        raise FeedbackError("topic_not_accepted", "set OMNI_FEEDBACK_TOPIC_ARNS")
+    kind = envelope.get("Type")
+    if kind == "SubscriptionConfirmation":
+        return FeedbackResult("subscription", subscribe_url=str(envelope.get("SubscribeURL")))
+    if kind != "Notification":
+        return FeedbackResult("ignored")
+    message = _parse(str(envelope.get("Message", "")))
+    sns_id = str(envelope.get("MessageId", ""))
+    if "eventType" in message or "notificationType" in message:
+        with engine.begin() as connection:
+            return _apply_ses(connection, message, sns_id, now)
+    if "originationNumber" in message and "messageBody" in message:
+        opted_out = handle_inbound_sms(
+            engine,
+            phone=str(message["originationNumber"]),
+            text=str(message["messageBody"]),
+            now=now,
+            inbound_id=str(message.get("inboundMessageId") or sns_id),
+        )
+        return FeedbackResult("sms", suppressed=int(opted_out))
+    return FeedbackResult("ignored")
+
+
+def _find_row(connection: Connection, mail: Mapping[str, Any]) -> Any:
+    ses_id = str(mail.get("messageId", ""))
+    row = connection.execute(
+        select(_MESSAGES).where(
+            and_(_MESSAGES.c.provider == "ses", _MESSAGES.c.provider_message_id == ses_id)
+        )
+    ).first()
+    if row is not None:
+        return row
+    tag = (mail.get("tags") or {}).get("omni_message") or []
+    if tag and str(tag[0]).isdigit():
+        return connection.execute(select(_MESSAGES).where(_MESSAGES.c.id == int(tag[0]))).first()
+    return None
+
+
+def _apply_ses(
+    connection: Connection, message: Mapping[str, Any], sns_id: str, now: datetime
+) -> FeedbackResult:
+    ses_type = str(message.get("eventType") or message.get("notificationType"))
+    mail = message.get("mail") or {}
+    result = FeedbackResult("ses")
+    suppress: list[tuple[str, str]] = []
+    details: dict[str, Any] = {}
+    if ses_type == "Bounce":
+        bounce = message.get("bounce") or {}
+        details = {
+            "bounce_type": bounce.get("bounceType"),
+            "bounce_subtype": bounce.get("bounceSubType"),
+        }
+        if bounce.get("bounceType") == "Permanent":
+            suppress = [
+                (r["emailAddress"], "hard_bounce") for r in bounce.get("bouncedRecipients", [])
+            ]
+    elif ses_type == "Complaint":
+        complaint = message.get("complaint") or {}
+        details = {"feedback_type": complaint.get("complaintFeedbackType")}
+        suppress = [
+            (r["emailAddress"], "complaint") for r in complaint.get("complainedRecipients", [])
+        ]
+    elif ses_type == "Click":
+        details = {"link": (message.get("click") or {}).get("link")}
+    elif ses_type == "Subscription":
+        suppress = [(str(a), "unsubscribe") for a in mail.get("destination", [])]
+    elif ses_type == "Reject":
+        details = {"reason": (message.get("reject") or {}).get("reason")}
+    if suppress:
+        connection.execute(
+            insert_ignore(connection, Suppression),
+            [
+                {"channel": "email", "address": a, "reason": r, "created_at": now}
+                for a, r in suppress
+            ],
+        )
+        result.suppressed = len(suppress)
+    name = SES_EVENTS.get(ses_type)
+    if name is None:
+        return result
+    row = _find_row(connection, mail)
+    if row is None:
+        result.unmatched = 1
+        return result
+    properties = {
+        "message_id": row.id,
+        "idempotency_key": row.idempotency_key,
+        "channel": row.channel,
+        "message": row.message_key,
+        "journey": row.journey_key,
+        "step": row.step_id,
+        "provider": "ses",
+        "provider_message_id": mail.get("messageId"),
+        **{k: v for k, v in details.items() if v is not None},
+    }
+    event = {
+        "event_id": f"{name}:sns:{sns_id}",
+        "name": name,
+        "customer_id": row.customer_id,
+        "at": now,
+        "received_at": now,
+        "properties": properties,
+    }
+    statement = insert_ignore(connection, Event, "event_id").returning(_EVENTS.c.event_id)
+    result.events = len(connection.execute(statement, event).all())
+    return result

@@ -1,0 +1,296 @@
+"""The dispatcher's statements on the ``messages`` outbox, each its own short transaction.
+
+claim (pending and due, or claimed with an expired claim) -> mark in flight (committed
+just before the provider call) -> finish (sent / failed / suppressed / back to pending),
+with the ``message.sent`` / ``message.failed`` events, suppressions and pruned push
+tokens written in the same transaction as the status. Every write after the claim is
+conditional on still holding it (``claimed_by`` = this worker, ``status`` = claimed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, Table, and_, delete, or_, select, update
+
+from omni_journey.store.ops import insert_ignore
+from omni_journey.store.tables import Event, Identity, Message, Suppression
+
+__all__ = ["Finish", "OutboxRow", "claim", "finish", "mark_in_flight", "release"]
+
+log = logging.getLogger("omni_journey.delivery")
+
+_MESSAGES: Table = Message.__table__  # type: ignore[attr-defined]
+_IDENTITIES: Table = Identity.__table__  # type: ignore[attr-defined]
+M = _MESSAGES.c
+
+Status = Literal["sent", "failed", "suppressed", "pending"]
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One claimed outbox row, as the renderer and the dispatcher see it."""
+
+    id: int
+    idempotency_key: str
+    customer_id: str
+    channel: str
+    message_key: str
+    send_after: datetime
+    attempts: int
+    decision: dict[str, Any]
+    enrollment_id: int | None = None
+    journey_key: str | None = None
+    journey_version_id: int | None = None
+    step_id: str | None = None
+    created_at: datetime | None = None
+    in_doubt: bool = False  # a previous sender crashed during its provider call
+
+    @classmethod
+    def of(cls, row: Any) -> OutboxRow:
+        return cls(
+            id=row.id,
+            idempotency_key=row.idempotency_key,
+            customer_id=row.customer_id,
+            channel=row.channel,
+            message_key=row.message_key,
+            send_after=row.send_after,
+            attempts=row.attempts,
+            decision=dict(row.decision or {}),
+            enrollment_id=row.enrollment_id,
+            journey_key=row.journey_key,
+            journey_version_id=row.journey_version_id,
+            step_id=row.step_id,
+            created_at=row.created_at,
+            in_doubt=row.in_flight_since is not None,
+        )
+
+    def describe(self) -> str:
+        """For logs: ids only, never an address."""
+        return (
+            f"message={self.id} journey={self.journey_key} version={self.journey_version_id} "
+            f"step={self.step_id} enrollment={self.enrollment_id} channel={self.channel}"
+        )
+
+
+@dataclass
+class Finish:
+    """How one claimed row ends this pass."""
+
+    row: OutboxRow
+    status: Status
+    at: datetime
+    customer_id: str
+    error: str | None = None
+    error_code: str | None = None
+    send_after: datetime | None = None  # for status pending
+    attempts_delta: int = 0  # added to the stored attempts
+    provider: str | None = None
+    provider_message_id: str | None = None
+    suppress: tuple[str, str, str] | None = None  # (channel, address, reason)
+    prune_push_token: str | None = None
+    event: str | None = None  # "message.sent" | "message.failed"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def claim(
+    engine: Engine, *, worker_id: str, now: datetime, until: datetime, limit: int
+) -> list[OutboxRow]:
+    """Claim up to ``limit`` due rows for ``worker_id`` until ``until``, and commit.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED``, so concurrent workers take
+    disjoint rows. SQLite: the transaction begins IMMEDIATE (the store's engine does
+    that), so claims are serialised.
+    """
+    due = or_(
+        and_(M.status == "pending", M.send_after <= now),
+        and_(M.status == "claimed", M.claimed_until < now),
+    )
+    with engine.begin() as connection:
+        rows = connection.execute(
+            select(_MESSAGES)
+            .where(due)
+            .order_by(M.send_after, M.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        connection.execute(
+            update(_MESSAGES)
+            .where(M.id.in_(ids))
+            .values(status="claimed", claimed_by=worker_id, claimed_until=until)
+        )
+    return [OutboxRow.of(row) for row in rows]
+
+
+def mark_in_flight(engine: Engine, ids: Sequence[int], *, worker_id: str, at: datetime) -> set[int]:
+    """Record (and commit) that a provider call for ``ids`` starts now; one attempt each.
+
+    Returns the ids this worker still holds: only those may be sent.
+    """
+    if not ids:
+        return set()
+    held = and_(
+        M.id.in_(ids),
+        M.claimed_by == worker_id,
+        M.status == "claimed",
+    )
+    with engine.begin() as connection:
+        result = connection.execute(
+            update(_MESSAGES).where(held).values(in_flight_since=at, attempts=M.attempts + 1)
+        )
+        if result.rowcount == len(ids):
+            return set(ids)
+        return set(connection.execute(select(M.id).where(held)).scalars())
+
+
+def release(
+    engine: Engine,
+    ids: Sequence[int],
+    *,
+    worker_id: str,
+    send_after: datetime | None = None,
+    error: str | None = None,
+) -> None:
+    """Put held rows back to pending (optionally later), counting no attempt."""
+    if not ids:
+        return
+    values: dict[str, Any] = {
+        "status": "pending",
+        "claimed_by": None,
+        "claimed_until": None,
+        "in_flight_since": None,
+    }
+    if send_after is not None:
+        values["send_after"] = send_after
+    if error is not None:
+        values["error"] = error[:1024]
+    with engine.begin() as connection:
+        connection.execute(
+            update(_MESSAGES)
+            .where(
+                and_(
+                    M.id.in_(ids),
+                    M.claimed_by == worker_id,
+                    M.status == "claimed",
+                )
+            )
+            .values(**values)
+        )
+
+
+def _event(finish: Finish) -> dict[str, Any]:
+    row = finish.row
+    properties: dict[str, Any] = {
+        "message_id": row.id,
+        "idempotency_key": row.idempotency_key,
+        "channel": row.channel,
+        "message": row.message_key,
+        "journey": row.journey_key,
+        "journey_version_id": row.journey_version_id,
+        "step": row.step_id,
+        "enrollment_id": row.enrollment_id,
+        "provider": finish.provider,
+    }
+    if finish.provider_message_id:
+        properties["provider_message_id"] = finish.provider_message_id
+    if finish.error_code:
+        properties["reason"] = finish.error_code
+    properties.update(finish.extra)
+    return {
+        "event_id": f"{finish.event}:{row.id}",
+        "name": finish.event,
+        "customer_id": finish.customer_id,
+        "at": finish.at,
+        "received_at": finish.at,
+        "properties": properties,
+    }
+
+
+def finish(engine: Engine, finishes: Sequence[Finish], *, worker_id: str) -> list[Finish]:
+    """Write every outcome of one provider batch in one transaction.
+
+    Returns the outcomes whose claim had been lost (another worker took the row over
+    after this claim expired): those are logged, nothing else is written for them.
+    """
+    lost: list[Finish] = []
+    if not finishes:
+        return lost
+    with engine.begin() as connection:
+        events: list[dict[str, Any]] = []
+        for item in finishes:
+            if not _write_one(connection, item, worker_id):
+                lost.append(item)
+                continue
+            if item.suppress:
+                channel, address, reason = item.suppress
+                connection.execute(
+                    insert_ignore(connection, Suppression),
+                    [
+                        {
+                            "channel": channel,
+                            "address": address,
+                            "reason": reason[:64],
+                            "created_at": item.at,
+                        }
+                    ],
+                )
+            if item.prune_push_token:
+                connection.execute(
+                    delete(_IDENTITIES).where(
+                        and_(
+                            _IDENTITIES.c.kind == "push_token",
+                            _IDENTITIES.c.value == item.prune_push_token,
+                        )
+                    )
+                )
+            if item.event:
+                events.append(_event(item))
+        if events:
+            connection.execute(insert_ignore(connection, Event, "event_id"), events)
+    for item in lost:
+        log.error(
+            "claim lost before the result was written (%s status=%s provider_message_id=%s): "
+            "another worker took it over; if both sent, the customer got it twice",
+            item.row.describe(),
+            item.status,
+            item.provider_message_id,
+        )
+    return lost
+
+
+def _write_one(connection: Connection, item: Finish, worker_id: str) -> bool:
+    values: dict[str, Any] = {
+        "status": item.status,
+        "claimed_by": None,
+        "claimed_until": None,
+        "in_flight_since": None,
+        "error": item.error[:1024] if item.error else None,
+    }
+    if item.send_after is not None:
+        values["send_after"] = item.send_after
+    if item.attempts_delta:
+        values["attempts"] = M.attempts + item.attempts_delta
+    if item.provider:
+        values["provider"] = item.provider
+    if item.status == "sent":
+        values["sent_at"] = item.at
+        values["provider_message_id"] = item.provider_message_id
+    result = connection.execute(
+        update(_MESSAGES)
+        .where(
+            and_(
+                M.id == item.row.id,
+                M.claimed_by == worker_id,
+                M.status == "claimed",
+            )
+        )
+        .values(**values)
+    )
+    return result.rowcount == 1

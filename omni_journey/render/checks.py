@@ -1,0 +1,230 @@
+"""``validate`` for templates: every problem of a message, found before anything is sent.
+
+For each message: files that look like misspelt variants; Jinja syntax and names that
+are not in the render context, in every template and every YAML value (with the line);
+then every channel rendered for every locale with the sample context, which runs the
+output checks (subject length, SMS parts, push size, text part). Two more renders per
+channel find what only some customers would hit: a customer attribute used without a
+default, and a template that fails when there are no recommendations.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, meta, nodes
+
+from omni_journey.render.context import CONTEXT_NAMES, SAMPLE_ATTRIBUTES, sample_context
+from omni_journey.render.errors import RenderError
+from omni_journey.render.locate import Target, file_document, locate_line
+from omni_journey.render.rendered import CHANNELS
+from omni_journey.render.renderer import Renderer
+from omni_journey.render.shapes import PUSH_FIELDS, WHATSAPP_FIELDS
+from omni_journey.render.source import MessageFolder
+from omni_journey.spec.diagnostics import Diagnostic, did_you_mean, one_of, quoted
+from omni_journey.spec.loader import Document
+from omni_journey.spec.naming import YamlPath
+
+__all__ = ["check_folder", "check_partials", "finish"]
+
+_MISSING_NAME = re.compile(r"has no attribute '([^']+)'|'([^']+)' is undefined")
+
+
+def _strings(data: Any, path: YamlPath = ()) -> Iterator[tuple[YamlPath, str]]:
+    if isinstance(data, str):
+        yield path, data
+    elif isinstance(data, Mapping):
+        for key, value in data.items():
+            yield from _strings(value, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _strings(value, (*path, index))
+
+
+def _bound(tree: nodes.Template) -> set[str]:
+    """Every name the template binds somewhere: imports, macros, set, loop variables.
+
+    Jinja's own analysis scopes blocks apart, so ``{% import ... as brand %}`` at the top
+    would count as undeclared inside ``{% block %}``; the sample render still catches
+    a name used where it is really not bound."""
+    names = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    names |= {n.target for n in tree.find_all(nodes.Import)}
+    names |= {n.name for n in tree.find_all(nodes.Macro)}
+    for node in tree.find_all(nodes.FromImport):
+        names |= {alias if isinstance(alias, str) else alias[1] for alias in node.names}
+    return names
+
+
+def _unknown_names(
+    renderer: Renderer, source: str, allowed: frozenset[str], target: Target, name: str | None
+) -> list[Diagnostic]:
+    """Syntax errors and names outside ``allowed`` in one template ``source``."""
+    environment = renderer.environment
+    try:
+        tree = environment.parse(source, name=name, filename=None)
+    except TemplateSyntaxError as error:
+        return [renderer.diagnose(error, target)]
+    known = allowed | set(environment.globals)
+    found = []
+    for unknown in sorted(meta.find_undeclared_variables(tree) - known - _bound(tree)):
+        line = next(
+            (n.lineno for n in tree.find_all(nodes.Name) if n.name == unknown and n.ctx == "load"),
+            1,
+        )
+        close = did_you_mean(unknown, known)
+        found.append(
+            target.doc.at_span(
+                locate_line(target, line),
+                "unknown-variable",
+                f"{quoted(unknown)} is not something templates can use here",
+                expected=one_of(sorted(allowed)),
+                hint=f'did you mean "{close}"?'
+                if close
+                else "templates see customer, event, journey, recommendations, links "
+                "and (outside message.yaml) message",
+            )
+        )
+    return found
+
+
+def _static(renderer: Renderer, folder: MessageFolder) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    with_message = CONTEXT_NAMES
+    without_message = CONTEXT_NAMES - {"message"}
+    documents: dict[str, tuple[Document, frozenset[str]]] = {}
+    for locale in [None, *folder.locales]:
+        content, _ = renderer.content(folder, locale)
+        for doc in content.documents if content is not None else ():
+            documents[doc.path] = (doc, without_message)
+    for (base, _, ext), name in sorted(folder.files.items(), key=lambda item: item[1]):
+        if ext in ("html", "txt"):
+            file = folder.directory / name
+            target = Target(file_document(file, folder.show(name)))
+            source = file.read_text(encoding="utf-8")
+            found += _unknown_names(renderer, source, with_message, target, f"{folder.key}/{name}")
+        elif base in ("push", "whatsapp"):
+            fields = PUSH_FIELDS if base == "push" else WHATSAPP_FIELDS
+            what = "push notification" if base == "push" else "WhatsApp message"
+            variant, problems = renderer.variant(folder, name, fields, what)
+            found += problems
+            if variant is not None:
+                documents[variant.path] = (variant, with_message)
+    for doc, allowed in documents.values():
+        for path, value in _strings(doc.data):
+            found += _unknown_names(renderer, value, allowed, Target(doc, yaml_path=path), None)
+    return found
+
+
+def _missing_name(error: RenderError) -> str | None:
+    match = _MISSING_NAME.search(error.reason)
+    return (match.group(1) or match.group(2)) if match else None
+
+
+def _as_warning(error: RenderError, code: str, message: str, hint: str) -> Diagnostic:
+    d = error.diagnostic
+    return Diagnostic(
+        path=d.path,
+        line=d.line,
+        col=d.col,
+        code=code,
+        message=message,
+        hint=hint,
+        severity="warning",
+        length=d.length,
+        source_line=d.source_line,
+    )
+
+
+def _render_passes(
+    renderer: Renderer, key: str, channel: str, locale: str | None
+) -> list[Diagnostic]:
+    rendered, found = renderer.problems(key, channel, sample_context(locale))
+    if rendered is None or any(p.is_error for p in found):
+        return found
+    try:
+        renderer.render(key, channel, sample_context(locale, attributes=False))
+    except RenderError as error:
+        name = _missing_name(error)
+        known = name in SAMPLE_ATTRIBUTES
+        found.append(
+            _as_warning(
+                error,
+                "optional-attribute",
+                f"customers without {quoted(name)} are skipped: this has no default for it"
+                if known
+                else f"customers without some attribute are skipped ({error.reason})",
+                f"give it a default: {{{{ customer.{name if known else 'first_name'} "
+                '| default("...") }}',
+            )
+        )
+    try:
+        renderer.render(key, channel, sample_context(locale, recommendations=False))
+    except RenderError as error:
+        found.append(
+            _as_warning(
+                error,
+                "empty-recommendations",
+                f"customers with no recommendations are skipped ({error.reason})",
+                "test the list first: {% if recommendations %} ... {% endif %}",
+            )
+        )
+    return found
+
+
+def check_folder(renderer: Renderer, key: str) -> list[Diagnostic]:
+    """Every problem of message ``key`` (unsorted; may repeat across locales)."""
+    try:
+        folder = renderer.folder(key)
+    except RenderError as error:
+        return [error.diagnostic]
+    found: list[Diagnostic] = []
+    for name, suggestion in folder.misspelt():
+        found.append(
+            Diagnostic(
+                path=folder.show(name),
+                line=1,
+                col=1,
+                code="unknown-template-file",
+                message=f"{quoted(name)} is not a file omni-journey reads",
+                expected=f"a variant file such as {suggestion}",
+                hint=f'did you mean "{suggestion}"?',
+                severity="warning",
+            )
+        )
+    found += _static(renderer, folder)
+    for locale in [None, *folder.locales]:
+        content, problems = renderer.content(folder, locale)
+        found += problems
+        if content is None or any(p.is_error for p in problems):
+            continue
+        for channel in CHANNELS:
+            found += _render_passes(renderer, key, channel, locale)
+    return found
+
+
+def check_partials(renderer: Renderer) -> list[Diagnostic]:
+    """Syntax errors and unknown names in ``templates/_partials/``, used or not."""
+    partials = renderer.templates_dir / "_partials"
+    found: list[Diagnostic] = []
+    if not partials.is_dir():
+        return found
+    for path in sorted(partials.rglob("*")):
+        if path.is_file() and path.suffix in (".html", ".txt"):
+            relative = path.relative_to(renderer.templates_dir).as_posix()
+            shown = f"{renderer.shown_dir}/{relative}"
+            target = Target(file_document(path, shown))
+            source = path.read_text(encoding="utf-8")
+            found += _unknown_names(renderer, source, CONTEXT_NAMES, target, relative)
+    return found
+
+
+def finish(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Sorted, without repeats, and without an ``undefined-variable`` where the same line
+    already has an ``unknown-variable``."""
+    unique = list(dict.fromkeys(diagnostics))
+    unknown = {(d.path, d.line) for d in unique if d.code == "unknown-variable"}
+    return sorted(
+        d for d in unique if not (d.code == "undefined-variable" and (d.path, d.line) in unknown)
+    )

@@ -1,0 +1,1 @@
+"""Segments: conditions on profiles and behaviour, answered for batches of customers."""

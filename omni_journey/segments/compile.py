@@ -1,0 +1,486 @@
+"""Segment conditions -> one SQL query of customer ids, on SQLite and PostgreSQL.
+
+Every condition kind becomes a predicate over the outer ``customers`` row:
+
+* ``all`` / ``any`` / ``not`` -> ``AND`` / ``OR`` / ``NOT``; every leaf is two-valued
+  (never NULL), so ``NOT`` means "not in the set".
+* ``event`` -> ``id IN (SELECT customer_id FROM events WHERE name = … AND at <= :now
+  [AND at >= :since] AND <where> [GROUP BY customer_id HAVING count(*) …])``.
+* ``purchases`` (RFM) -> ``IN`` / ``NOT IN`` an aggregate over ``order.completed``:
+  ``NOT IN`` when a customer with no orders qualifies (``count: {lte: 1}``).
+* ``consent`` / ``reachable`` -> ``IN`` / ``EXISTS`` over ``consents``, ``identities``
+  and ``suppressions``, meaning exactly what :func:`facts._eligibility` means.
+* ``attribute`` -> a JSON test on ``customers.attributes``.
+* ``segment`` -> the referenced segment's condition, inlined (cycles are errors).
+
+``where`` filters and attribute tests follow :func:`omni_journey.engine.match_filters`
+exactly; the answers for a missing or null value are computed by that very function at
+compile time, so the two can never drift. ``now`` is a parameter: no wall clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
+
+from omni_journey.engine.filters import match_filters
+from omni_journey.errors import OmniJourneyError
+from omni_journey.segments.facts import _attribute_holds
+from omni_journey.segments.json_sql import JsonDialect, JsonValue, any_of, json_dialect, none_of
+from omni_journey.spec.conditions import (
+    AllCondition,
+    AnyCondition,
+    AttributeCondition,
+    Comparison,
+    Condition,
+    ConsentCondition,
+    EventCondition,
+    NotCondition,
+    PropertyFilters,
+    PurchasesCondition,
+    Range,
+    ReachableCondition,
+    SegmentCondition,
+)
+from omni_journey.spec.models import SegmentSpec
+from omni_journey.store.tables import metadata
+
+__all__ = [
+    "ORDER_EVENT",
+    "SegmentError",
+    "compile_condition",
+    "compile_segment",
+    "compile_where",
+    "count_members",
+    "select_members",
+]
+
+ORDER_EVENT = "order.completed"
+
+customers: Table = metadata.tables["customers"]
+events: Table = metadata.tables["events"]
+consents: Table = metadata.tables["consents"]
+identities: Table = metadata.tables["identities"]
+suppressions: Table = metadata.tables["suppressions"]
+
+_ADDRESS_COLUMN = {"email": "email", "sms": "phone", "whatsapp": "phone"}
+
+
+class SegmentError(OmniJourneyError, ValueError):
+    """A segment cannot be compiled: ``code`` is ``unknown-segment``, ``segment-cycle``
+    or ``unsupported-name``; ``path`` is the chain of segment keys that led there."""
+
+    def __init__(self, code: str, segment: str, detail: str, path: Sequence[str] = ()) -> None:
+        self.code = code
+        self.segment = segment
+        self.detail = detail
+        self.path = tuple(path)
+        chain = " -> ".join([*self.path, segment]) if self.path else segment
+        super().__init__(f"error[{code}] segment {chain}: {detail}")
+
+
+def compile_condition(
+    condition: Condition,
+    *,
+    segments: Mapping[str, SegmentSpec],
+    now: datetime,
+    dialect: str,
+    within_segment: Sequence[str] = (),
+) -> ColumnElement[bool]:
+    """A two-valued predicate over ``customers`` that holds where ``condition`` does."""
+    return _Compiler(json_dialect(dialect), segments, now).condition(
+        condition, tuple(within_segment)
+    )
+
+
+def compile_where(
+    where: PropertyFilters, doc: ColumnElement[Any], *, dialect: str
+) -> ColumnElement[bool]:
+    """``match_filters(where, properties)`` as SQL over a JSON document expression."""
+    compiler = _Compiler(json_dialect(dialect), {}, None)
+    tests = []
+    for path, expected in where.items():
+        for part in path.split("."):
+            _check_name(part, "", ())
+        tests.append(compiler.filter(doc, path, expected))
+    return and_(true(), *tests)
+
+
+def compile_segment(
+    segment: SegmentSpec, segments: Mapping[str, SegmentSpec], *, now: datetime, dialect: str
+) -> Select[tuple[str]]:
+    """``SELECT customers.id`` of the segment's members (merged profiles excluded)."""
+    predicate = compile_condition(
+        segment.match, segments=segments, now=now, dialect=dialect, within_segment=[segment.key]
+    )
+    return select(customers.c.id).where(customers.c.merged_into.is_(None), predicate)
+
+
+def select_members(
+    connection: Connection,
+    segment: SegmentSpec,
+    segments: Mapping[str, SegmentSpec],
+    *,
+    now: datetime,
+    limit: int | None = None,
+) -> list[str]:
+    """The members' ids in id order (the first ``limit`` of them)."""
+    query = compile_segment(segment, segments, now=now, dialect=connection.dialect.name)
+    query = query.order_by(customers.c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [str(customer_id) for customer_id in connection.execute(query).scalars()]
+
+
+def count_members(
+    connection: Connection,
+    segment: SegmentSpec,
+    segments: Mapping[str, SegmentSpec],
+    *,
+    now: datetime,
+) -> int:
+    query = compile_segment(segment, segments, now=now, dialect=connection.dialect.name)
+    return int(connection.execute(select(func.count()).select_from(query.subquery())).scalar_one())
+
+
+def _in_range(value: ColumnElement[Any], bounds: Range) -> list[ColumnElement[bool]]:
+    tests: list[ColumnElement[bool]] = []
+    if bounds.gt is not None:
+        tests.append(value > bounds.gt)
+    if bounds.gte is not None:
+        tests.append(value >= bounds.gte)
+    if bounds.lt is not None:
+        tests.append(value < bounds.lt)
+    if bounds.lte is not None:
+        tests.append(value <= bounds.lte)
+    if bounds.eq is not None:
+        tests.append(value == bounds.eq)
+    return tests
+
+
+def _constant(value: bool) -> ColumnElement[bool]:
+    return true() if value else false()
+
+
+def _check_name(name: str, segment: str, path: Sequence[str]) -> None:
+    if '"' in name or "\\" in name:
+        raise SegmentError(
+            "unsupported-name",
+            segment,
+            f"property and attribute names may not contain '\"' or '\\\\' ({name!r})",
+            path,
+        )
+
+
+class _Compiler:
+    def __init__(
+        self, json: JsonDialect, segments: Mapping[str, SegmentSpec], now: datetime | None
+    ) -> None:
+        self.json = json
+        self.segments = segments
+        self._now = now
+
+    @property
+    def now(self) -> datetime:
+        if self._now is None:
+            raise TypeError("this condition needs now")
+        return self._now
+
+    # --- boolean structure -----------------------------------------------------------
+
+    def condition(self, condition: Condition, stack: tuple[str, ...]) -> ColumnElement[bool]:
+        if isinstance(condition, AllCondition):
+            return and_(*(self.condition(c, stack) for c in condition.all))
+        if isinstance(condition, AnyCondition):
+            return or_(*(self.condition(c, stack) for c in condition.any))
+        if isinstance(condition, NotCondition):
+            return not_(self.condition(condition.not_, stack))
+        if isinstance(condition, SegmentCondition):
+            return self.segment(condition.segment, stack)
+        if isinstance(condition, ConsentCondition):
+            return customers.c.id.in_(self._consenting(condition.consent))
+        if isinstance(condition, ReachableCondition):
+            return self.reachable(condition.reachable)
+        if isinstance(condition, AttributeCondition):
+            return self.attribute(condition, stack)
+        if isinstance(condition, EventCondition):
+            return self.event(condition, stack)
+        if isinstance(condition, PurchasesCondition):
+            return self.purchases(condition)
+        raise TypeError(f"unsupported condition {type(condition).__name__}")
+
+    def segment(self, key: str, stack: tuple[str, ...]) -> ColumnElement[bool]:
+        current = stack[-1] if stack else key
+        if key in stack:
+            raise SegmentError(
+                "segment-cycle", key, "segments refer to each other in a loop", stack
+            )
+        spec = self.segments.get(key)
+        if spec is None:
+            raise SegmentError(
+                "unknown-segment",
+                key,
+                f"segment {current!r} refers to {key!r}, which does not exist",
+                stack,
+            )
+        return self.condition(spec.match, (*stack, key))
+
+    # --- consent and reach -----------------------------------------------------------
+
+    @staticmethod
+    def _consenting(channel: str) -> Select[tuple[str]]:
+        return select(consents.c.customer_id).where(
+            consents.c.channel == channel, consents.c.granted == true()
+        )
+
+    def reachable(self, channel: str) -> ColumnElement[bool]:
+        consenting = customers.c.id.in_(self._consenting(channel))
+        if channel == "push":
+            open_token = (
+                select(identities.c.customer_id)
+                .where(identities.c.kind == "push_token")
+                .where(
+                    ~exists().where(
+                        suppressions.c.channel == "push",
+                        suppressions.c.address == identities.c.value,
+                    )
+                )
+            )
+            return and_(consenting, customers.c.id.in_(open_token))
+        address: Column[Any] = customers.c[_ADDRESS_COLUMN[channel]]
+        suppressed = exists().where(
+            suppressions.c.channel == channel, suppressions.c.address == address
+        )
+        return and_(address.is_not(None), address != "", consenting, ~suppressed)
+
+    # --- profile attributes ----------------------------------------------------------
+
+    def attribute(
+        self, condition: AttributeCondition, stack: tuple[str, ...]
+    ) -> ColumnElement[bool]:
+        _check_name(condition.attribute, stack[-1] if stack else "", stack[:-1])
+        j = self.json
+        value = j.member(customers.c.attributes, condition.attribute)
+        tests: list[ColumnElement[bool]] = []
+        if condition.exists is False:
+            tests.append(false())
+        if condition.equals is not None:
+            tests.append(j.equals(value, condition.equals))
+        if condition.not_equals is not None:
+            tests.append(not_(j.equals(value, condition.not_equals)))
+        if condition.in_ is not None:
+            tests.append(any_of([j.equals(value, o) for o in condition.in_ if o is not None]))
+        if condition.not_in is not None:
+            tests.append(none_of([j.equals(value, o) for o in condition.not_in if o is not None]))
+        bounds = (condition.gt, condition.gte, condition.lt, condition.lte)
+        if any(bound is not None for bound in bounds):
+            tests += j.number_tests(value, bounds)
+        # Missing and null are decided here, in Python; plain AND / OR (no CASE) lets
+        # the database stop at the first cheap test. Each branch stays two-valued: the
+        # tests are only NULL when the value is missing, and then the guard decides.
+        absent = or_(j.is_missing(value), j.is_null(value))
+        if _attribute_holds(condition, {}):
+            return or_(absent, and_(true(), *tests))
+        needs_value = (
+            condition.equals is not None
+            or any(o is not None for o in condition.in_ or ())
+            or any(bound is not None for bound in bounds)
+        )
+        if needs_value:  # such a test is never true without a value: NULL -> false will do
+            return func.coalesce(and_(*tests), false())
+        return and_(*tests, not_(absent)) if tests else not_(absent)
+
+    # --- behaviour -------------------------------------------------------------------
+
+    def event(self, condition: EventCondition, stack: tuple[str, ...]) -> ColumnElement[bool]:
+        ev = events.alias()
+        where: list[ColumnElement[bool]] = [ev.c.name == condition.event, ev.c.at <= self.now]
+        if condition.within is not None:
+            where.append(ev.c.at >= self.now - condition.within)
+        for path, expected in condition.where.items():
+            for part in path.split("."):
+                _check_name(part, stack[-1] if stack else "", stack[:-1])
+            where.append(self.filter(ev.c.properties, path, expected))
+        matching = select(ev.c.customer_id).where(*where)
+        if condition.at_least > 1 or condition.at_most is not None:
+            having = [func.count() >= condition.at_least]
+            if condition.at_most is not None:
+                having.append(func.count() <= condition.at_most)
+            matching = matching.group_by(ev.c.customer_id).having(and_(*having))
+        return customers.c.id.in_(matching)
+
+    def purchases(self, condition: PurchasesCondition) -> ColumnElement[bool]:
+        measures = condition.purchases
+        ev = events.alias()
+        last = func.max(ev.c.at)
+        if measures.within is not None:
+            in_window = ev.c.at >= self.now - measures.within
+            count: ColumnElement[Any] = func.count(case((in_window, 1)))
+            amount: ColumnElement[Any] = case(
+                (in_window, self.json.number_at(ev.c.properties, "total"))
+            )
+        else:
+            count = func.count()
+            amount = self.json.number_at(ev.c.properties, "total")
+        total = func.coalesce(func.sum(amount), 0)
+        tests: list[ColumnElement[bool]] = []
+        if measures.last_within is not None:
+            tests.append(last >= self.now - measures.last_within)
+        if measures.none_within is not None:
+            tests.append(last < self.now - measures.none_within)
+        if measures.count is not None:
+            tests += _in_range(count, measures.count)
+        if measures.total is not None:
+            tests += _in_range(total, measures.total)
+        if not tests:
+            return true()
+        # What a customer without a single order gets: decided here, in Python.
+        no_orders = (
+            measures.last_within is None
+            and (measures.count is None or _range_holds(0, measures.count))
+            and (measures.total is None or _range_holds(0, measures.total))
+        )
+        orders = (
+            select(ev.c.customer_id)
+            .where(ev.c.name == ORDER_EVENT, ev.c.at <= self.now)
+            .group_by(ev.c.customer_id)
+        )
+        if no_orders:
+            return customers.c.id.not_in(orders.having(not_(and_(*tests))))
+        return customers.c.id.in_(orders.having(and_(*tests)))
+
+    # --- where filters on event properties --------------------------------------------
+
+    def filter(self, doc: ColumnElement[Any], path: str, expected: Any) -> ColumnElement[bool]:
+        parts = path.split(".")
+        if len(parts) == 1:
+            return self._filter_at(doc, parts, expected)
+        # a flat key that itself contains dots wins over the nested path
+        return case(
+            (self.json.has_key(doc, path), self._filter_at(doc, [path], expected)),
+            else_=self._filter_at(doc, parts, expected),
+        )
+
+    def _filter_at(
+        self, doc: ColumnElement[Any], parts: list[str], expected: Any
+    ) -> ColumnElement[bool]:
+        j = self.json
+        single = j.path(doc, parts)
+        one_value = self._match_single(single, expected)
+        fanned = self._match_walk(doc, parts, expected)
+        if len(parts) == 1:
+            return case(
+                (j.is_missing(single), _constant(match_filters({"v": expected}, {}))),
+                (j.is_array(single), fanned),
+                else_=one_value,
+            )
+        # a direct path through objects only is one value; through a list, walk
+        return case(
+            (and_(not_(j.is_missing(single)), not_(j.is_array(single))), one_value),
+            else_=fanned,
+        )
+
+    def _match_single(self, value: JsonValue, expected: Any) -> ColumnElement[bool]:
+        """``match_filters`` when the path holds exactly one value (not a list)."""
+        if_null = match_filters({"v": expected}, {"v": None})
+        if isinstance(expected, Comparison):
+            present = false() if expected.exists is False else self._holds(value, expected)
+        elif isinstance(expected, list | tuple):
+            present = any_of([self.json.equals(value, o) for o in expected if o is not None])
+        elif expected is None:
+            present = false()
+        else:
+            present = self.json.equals(value, expected)
+        return case((self.json.is_null(value), _constant(if_null)), else_=present)
+
+    def _match_walk(
+        self, doc: ColumnElement[Any], parts: list[str], expected: Any
+    ) -> ColumnElement[bool]:
+        """``match_filters`` over every value at the path, lists fanned out."""
+        j = self.json
+
+        def some(
+            test: Callable[[JsonValue], ColumnElement[bool]] | None = None,
+        ) -> ColumnElement[bool]:
+            walk = j.walk(doc, parts)
+            query = select(literal(1)).select_from(walk.join_to()).where(walk.where)
+            if test is not None:
+                query = query.where(test(walk.value))
+            return exists(query)
+
+        if isinstance(expected, Comparison):
+            tests: list[ColumnElement[bool]] = []
+            if expected.exists is True:
+                tests.append(some(lambda v: not_(j.is_null(v))))
+            elif expected.exists is False:
+                tests.append(not_(some(lambda v: not_(j.is_null(v)))))
+            ignoring_exists = expected.model_copy(update={"exists": None})
+            if_null = match_filters({"v": ignoring_exists}, {"v": None})
+
+            def row(v: JsonValue) -> ColumnElement[bool]:
+                return case((j.is_null(v), _constant(if_null)), else_=self._holds(v, expected))
+
+            candidate = some(row)
+            if if_null:  # no value at all is judged as a single None
+                candidate = or_(candidate, not_(some()))
+            return and_(*tests, candidate)
+        if isinstance(expected, list | tuple):
+            null_ok = any(o is None for o in expected)
+            options = [o for o in expected if o is not None]
+            return some(
+                lambda v: case(
+                    (j.is_null(v), _constant(null_ok)),
+                    else_=any_of([j.equals(v, o) for o in options]),
+                )
+            )
+        if expected is None:
+            return or_(not_(some()), some(lambda v: j.is_null(v)))
+        return some(lambda v: j.equals(v, expected))
+
+    def _holds(self, value: JsonValue, c: Comparison) -> ColumnElement[bool]:
+        """``filters._holds`` for a value that is present and not null."""
+        j = self.json
+        tests: list[ColumnElement[bool]] = []
+        if c.eq is not None:
+            tests.append(j.equals(value, c.eq))
+        if c.ne is not None:
+            tests.append(not_(j.equals(value, c.ne)))
+        if c.in_ is not None:
+            tests.append(any_of([j.equals(value, o) for o in c.in_ if o is not None]))
+        if c.not_in is not None:
+            tests.append(none_of([j.equals(value, o) for o in c.not_in if o is not None]))
+        if c.contains is not None:
+            tests.append(j.contains(value, c.contains))
+        bounds = (c.gt, c.gte, c.lt, c.lte)
+        if any(bound is not None for bound in bounds):
+            tests += j.number_tests(value, bounds)
+        return and_(true(), *tests)
+
+
+def _range_holds(value: float, bounds: Range) -> bool:
+    return (
+        (bounds.gt is None or value > bounds.gt)
+        and (bounds.gte is None or value >= bounds.gte)
+        and (bounds.lt is None or value < bounds.lt)
+        and (bounds.lte is None or value <= bounds.lte)
+        and (bounds.eq is None or value == bounds.eq)
+    )

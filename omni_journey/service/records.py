@@ -1,0 +1,70 @@
+"""Converting between store rows and the engine's values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from omni_journey.engine.types import EnrollmentState, EventView
+
+__all__ = ["enrollment_row", "row_to_enrollment", "row_to_event"]
+
+
+def row_to_enrollment(row: Any) -> EnrollmentState:
+    return EnrollmentState(
+        id=row.id,
+        journey_key=row.journey_key,
+        version_id=row.journey_version_id,
+        customer_id=row.customer_id,
+        step_id=row.step_id,
+        state=row.state,
+        entered_at=row.entered_at,
+        wake_at=row.wake_at,
+        holdout=row.holdout,
+        trigger_event_id=row.trigger_event_id,
+        context=dict(row.context or {}),
+        ended_at=row.ended_at,
+        end_reason=row.end_reason,
+    )
+
+
+def enrollment_row(state: EnrollmentState, now: datetime) -> dict[str, Any]:
+    """The columns an engine state writes back."""
+    return {
+        "id": state.id,
+        "journey_key": state.journey_key,
+        "journey_version_id": state.version_id,
+        "customer_id": state.customer_id,
+        "step_id": state.step_id,
+        "state": state.state,
+        "wake_at": state.wake_at,
+        "entered_at": state.entered_at,
+        "updated_at": now,
+        "ended_at": state.ended_at,
+        "end_reason": state.end_reason,
+        "holdout": state.holdout,
+        "trigger_event_id": state.trigger_event_id,
+        "context": _json_safe(state.context),
+    }
+
+
+def row_to_event(row: Any) -> EventView:
+    return EventView(
+        event_id=row.event_id,
+        name=row.name,
+        customer_id=row.customer_id,
+        at=row.at,
+        properties=dict(row.properties or {}),
+        seq=row.seq,
+    )
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

@@ -1,0 +1,708 @@
+"""One pass over the journeys: publish versions, enroll, advance, queue sends.
+
+Each batch is one transaction: read the journey's event cursor (locked on PostgreSQL;
+SQLite takes the write lock at BEGIN), decide with the pure engine, write states,
+outbox rows and the journey log, move the cursor, commit. A crash rolls the whole batch
+back and the next pass redoes it; outbox rows are unique by idempotency key, so a
+redo or an overlapping pass never queues a send twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, func, select, update
+
+from omni_journey.channels.policy import RulePolicy
+from omni_journey.engine import (
+    AdvanceResult,
+    CompiledJourney,
+    EntryCandidate,
+    advance,
+    compile_journey,
+    evaluate_entry,
+    plan_migration,
+)
+from omni_journey.engine.types import (
+    ACTIVE,
+    CallWebhook,
+    Converted,
+    Effect,
+    EnrollmentState,
+    Entered,
+    EventView,
+    ExitJourney,
+    ScheduleWakeup,
+    SendMessage,
+    Skip,
+    StepEntered,
+    UpdateAttributes,
+)
+from omni_journey.segments.facts import BatchFacts, load_facts
+from omni_journey.service.records import enrollment_row, row_to_enrollment, row_to_event
+from omni_journey.spec.models import FrequencyCap, JourneySpec, SegmentSpec, WaitForStep
+from omni_journey.store.core import (
+    CUSTOMERS,
+    ENROLLMENTS,
+    EVENTS,
+    JOURNEY_CURSORS,
+    JOURNEY_LOG,
+    JOURNEY_VERSIONS,
+    MESSAGES,
+)
+from omni_journey.store.ops import insert_ignore
+
+__all__ = ["JourneyRunner", "PassReport", "publish_versions"]
+
+_MAX_BATCHES = 1000
+
+
+@dataclass
+class PassReport:
+    """Counts per journey of what one pass did."""
+
+    journeys: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+
+    def add(self, journey_key: str, kind: str, count: int = 1) -> None:
+        self.journeys[journey_key][kind] += count
+
+    def total(self, kind: str) -> int:
+        return sum(counter[kind] for counter in self.journeys.values())
+
+
+def publish_versions(
+    connection: Connection, journeys: Mapping[str, JourneySpec], now: datetime
+) -> dict[str, int]:
+    """Store each journey's definition once per distinct content; return the current ids."""
+    current: dict[str, int] = {}
+    for key, spec in journeys.items():
+        digest = spec.version_hash()
+        table = JOURNEY_VERSIONS
+        found: Any = connection.execute(
+            select(table.c.id).where(and_(table.c.journey_key == key, table.c.spec_hash == digest))
+        ).scalar_one_or_none()
+        if found is None:
+            latest = connection.execute(
+                select(func.max(table.c.version)).where(table.c.journey_key == key)
+            ).scalar_one_or_none()
+            connection.execute(
+                insert_ignore(connection, table),
+                {
+                    "journey_key": key,
+                    "version": (latest or 0) + 1,
+                    "spec_hash": digest,
+                    "spec": spec.canonical(),
+                    "published_at": now,
+                },
+            )
+            found = connection.execute(
+                select(table.c.id).where(
+                    and_(table.c.journey_key == key, table.c.spec_hash == digest)
+                )
+            ).scalar_one()
+        current[key] = int(found)
+    return current
+
+
+def _watched_events(spec: JourneySpec) -> set[str]:
+    names = {exit_.event for exit_ in spec.exit_when}
+    if spec.goal:
+        names.add(spec.goal.event)
+    names.update(step.event for step in spec.steps if isinstance(step, WaitForStep))
+    trigger_event = getattr(spec.trigger, "event", None)
+    if trigger_event:
+        names.add(trigger_event)
+    return names
+
+
+class JourneyRunner:
+    """Runs passes over a set of journeys against one store."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        journeys: Mapping[str, JourneySpec],
+        segments: Mapping[str, SegmentSpec],
+        *,
+        batch_size: int = 5000,
+        global_cap: FrequencyCap | None = None,
+        policy: RulePolicy | None = None,
+    ) -> None:
+        self.engine = engine
+        self.journeys = dict(journeys)
+        self.segments = dict(segments)
+        self.batch_size = batch_size
+        self.global_cap = global_cap
+        self.policy = policy or RulePolicy()
+        self._compiled: dict[int, CompiledJourney] = {}
+
+    # --- the pass ---------------------------------------------------------------
+
+    def run(self, now: datetime, only: Iterable[str] | None = None) -> PassReport:
+        report = PassReport()
+        keys = sorted(set(only) if only is not None else self.journeys)
+        with self.engine.begin() as connection:
+            versions = publish_versions(connection, self.journeys, now)
+        for key in keys:
+            spec = self.journeys[key]
+            if not spec.enabled:
+                continue
+            self._migrate(key, versions[key], now)
+            for _ in range(_MAX_BATCHES):
+                if not self._event_batch(key, versions[key], now, report):
+                    break
+            for _ in range(_MAX_BATCHES):
+                if not self._due_batch(key, now, report):
+                    break
+        return report
+
+    def next_wake(self) -> datetime | None:
+        """The earliest time an active enrollment wants to be advanced (for simulate)."""
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(func.min(ENROLLMENTS.c.wake_at)).where(ENROLLMENTS.c.state == ACTIVE)
+            ).scalar_one_or_none()
+
+    # --- versions -------------------------------------------------------------------
+
+    def _journey(self, connection: Connection, version_id: int) -> CompiledJourney:
+        compiled = self._compiled.get(version_id)
+        if compiled is None:
+            spec_json: Any = connection.execute(
+                select(JOURNEY_VERSIONS.c.spec).where(JOURNEY_VERSIONS.c.id == version_id)
+            ).scalar_one()
+            compiled = compile_journey(JourneySpec.model_validate(spec_json), version_id)
+            self._compiled[version_id] = compiled
+        return compiled
+
+    def _migrate(self, key: str, current_id: int, now: datetime) -> None:
+        """Move in-flight customers to the current version when the journey says so."""
+        spec = self.journeys[key]
+        if spec.versioning.on_change != "migrate":
+            return
+        with self.engine.begin() as connection:
+            old_ids: Any = connection.execute(
+                select(ENROLLMENTS.c.journey_version_id)
+                .where(
+                    and_(
+                        ENROLLMENTS.c.journey_key == key,
+                        ENROLLMENTS.c.state == ACTIVE,
+                        ENROLLMENTS.c.journey_version_id != current_id,
+                    )
+                )
+                .distinct()
+            ).scalars()
+            new = self._journey(connection, current_id)
+            for old_id in list(old_ids):
+                plan = plan_migration(
+                    self._journey(connection, old_id), new, spec.versioning.migrate
+                )
+                for old_step, new_step in plan.items():
+                    if new_step is None:
+                        continue  # refused by validate; stays on its version
+                    connection.execute(
+                        update(ENROLLMENTS)
+                        .where(
+                            and_(
+                                ENROLLMENTS.c.journey_version_id == old_id,
+                                ENROLLMENTS.c.state == ACTIVE,
+                                ENROLLMENTS.c.step_id == old_step,
+                            )
+                        )
+                        .values(journey_version_id=current_id, step_id=new_step, updated_at=now)
+                    )
+
+    # --- events: exits, goals, waits, and entries -------------------------------------
+
+    def _event_batch(self, key: str, version_id: int, now: datetime, report: PassReport) -> bool:
+        spec = self.journeys[key]
+        with self.engine.begin() as connection:
+            cursor = connection.execute(
+                select(JOURNEY_CURSORS.c.last_event_seq)
+                .where(JOURNEY_CURSORS.c.journey_key == key)
+                .with_for_update()
+            ).scalar_one_or_none()
+            if cursor is None:
+                connection.execute(
+                    insert_ignore(connection, JOURNEY_CURSORS),
+                    {"journey_key": key, "last_event_seq": 0, "updated_at": now},
+                )
+                cursor = 0
+            names = set(_watched_events(spec))
+            active_versions = self._active_versions(connection, key) | {version_id}
+            for other in active_versions:
+                names |= _watched_events(self._journey(connection, other).spec)
+            rows = connection.execute(
+                select(EVENTS)
+                .where(and_(EVENTS.c.seq > cursor, EVENTS.c.name.in_(sorted(names))))
+                .order_by(EVENTS.c.seq)
+                .limit(self.batch_size)
+            ).all()
+            if not rows:
+                return False
+            events = [row_to_event(row) for row in rows]
+            by_customer: dict[str, list[EventView]] = defaultdict(list)
+            for event in events:
+                by_customer[event.customer_id].append(event)
+            customers = sorted(by_customer)
+            facts = load_facts(connection, customers, now=now, segments=self.segments)
+            existing = self._active_enrollments(connection, key, customers)
+            self._advance_and_apply(connection, key, existing, by_customer, facts, now, report)
+            self._enter(connection, key, version_id, events, by_customer, facts, now, report)
+            connection.execute(
+                update(JOURNEY_CURSORS)
+                .where(JOURNEY_CURSORS.c.journey_key == key)
+                .values(last_event_seq=max(e.seq for e in events), updated_at=now)
+            )
+            return len(rows) == self.batch_size
+
+    def _enter(
+        self,
+        connection: Connection,
+        key: str,
+        version_id: int,
+        events: Sequence[EventView],
+        by_customer: Mapping[str, Sequence[EventView]],
+        facts: BatchFacts,
+        now: datetime,
+        report: PassReport,
+    ) -> None:
+        journey = self._journey(connection, version_id)
+        trigger_event = getattr(journey.spec.trigger, "event", None)
+        triggers = [e for e in events if e.name == trigger_event]
+        if not triggers:
+            return
+        customers = sorted({e.customer_id for e in triggers})
+        active = {s.customer_id for s in self._active_enrollments(connection, key, customers)}
+        last_entered = self._last_entered(connection, key, customers)
+        candidates = [
+            EntryCandidate(
+                customer_id=e.customer_id,
+                event=e,
+                active=e.customer_id in active,
+                last_entered_at=last_entered.get(e.customer_id),
+            )
+            for e in triggers
+        ]
+        effects = evaluate_entry(journey, candidates, facts, now)
+        entered = [effect for effect in effects if isinstance(effect, Entered)]
+        self._apply(
+            connection, key, [e for e in effects if not isinstance(e, Entered)], now, report
+        )
+        if not entered:
+            return
+        rows = [enrollment_row(effect.enrollment, now) for effect in entered]
+        for row in rows:
+            row.pop("id")
+        ids: Any = (
+            connection.execute(
+                ENROLLMENTS.insert().returning(
+                    ENROLLMENTS.c.id,
+                    sort_by_parameter_order=True,
+                ),
+                rows,
+            )
+            .scalars()
+            .all()
+        )
+        states = []
+        log = []
+        for new_id, effect in zip(ids, entered, strict=True):
+            state = effect.enrollment
+            states.append(_with_id(state, new_id))
+            log.append(
+                _log(
+                    key,
+                    state.version_id,
+                    new_id,
+                    state.customer_id,
+                    None,
+                    "entered",
+                    now,
+                    holdout=state.holdout,
+                    event_id=effect.event_id,
+                    at=state.entered_at,
+                )
+            )
+        self._insert_log(connection, log)
+        self._emit(
+            connection,
+            [
+                (
+                    f"journey.entered:{s.id}",
+                    "journey.entered",
+                    s.customer_id,
+                    s.entered_at,
+                    {"journey": key, "holdout": s.holdout},
+                )
+                for s in states
+            ],
+            now,
+        )
+        report.add(key, "entered", len(states))
+        self._advance_and_apply(connection, key, states, by_customer, facts, now, report)
+
+    # --- wake-ups -----------------------------------------------------------------------
+
+    def _due_batch(self, key: str, now: datetime, report: PassReport) -> bool:
+        with self.engine.begin() as connection:
+            rows = connection.execute(
+                select(ENROLLMENTS)
+                .where(
+                    and_(
+                        ENROLLMENTS.c.journey_key == key,
+                        ENROLLMENTS.c.state == ACTIVE,
+                        ENROLLMENTS.c.wake_at <= now,
+                    )
+                )
+                .order_by(ENROLLMENTS.c.wake_at, ENROLLMENTS.c.id)
+                .limit(self.batch_size)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not rows:
+                return False
+            states = [row_to_enrollment(row) for row in rows]
+            facts = load_facts(
+                connection, [s.customer_id for s in states], now=now, segments=self.segments
+            )
+            self._advance_and_apply(connection, key, states, {}, facts, now, report)
+            return len(rows) == self.batch_size
+
+    # --- engine calls and effects ----------------------------------------------------
+
+    def _advance_and_apply(
+        self,
+        connection: Connection,
+        key: str,
+        states: Sequence[EnrollmentState],
+        events: Mapping[str, Sequence[EventView]],
+        facts: BatchFacts,
+        now: datetime,
+        report: PassReport,
+    ) -> None:
+        by_version: dict[int, list[EnrollmentState]] = defaultdict(list)
+        for state in states:
+            by_version[state.version_id].append(state)
+        for version_id, group in by_version.items():
+            journey = self._journey(connection, version_id)
+            result: AdvanceResult = advance(
+                journey, group, events, facts, now, global_cap=self.global_cap
+            )
+            if result.states:
+                connection.execute(
+                    update(ENROLLMENTS)
+                    .where(ENROLLMENTS.c.id == bindparam("b_id"))
+                    .values(
+                        step_id=bindparam("step_id"),
+                        state=bindparam("state"),
+                        wake_at=bindparam("wake_at"),
+                        updated_at=bindparam("updated_at"),
+                        ended_at=bindparam("ended_at"),
+                        end_reason=bindparam("end_reason"),
+                        context=bindparam("context"),
+                    ),
+                    [{**enrollment_row(s, now), "b_id": s.id} for s in result.states],
+                )
+                report.add(key, "advanced", len(result.states))
+            self._apply(connection, key, result.effects, now, report, version_id=version_id)
+
+    def _apply(
+        self,
+        connection: Connection,
+        key: str,
+        effects: Sequence[Effect],
+        now: datetime,
+        report: PassReport,
+        version_id: int | None = None,
+    ) -> None:
+        log: list[dict[str, Any]] = []
+        messages: list[dict[str, Any]] = []
+        emitted: list[tuple[str, str, str, datetime, dict[str, Any]]] = []
+        updates: list[UpdateAttributes] = []
+        for effect in effects:
+            if isinstance(effect, StepEntered):
+                log.append(
+                    _log(
+                        key,
+                        version_id,
+                        effect.enrollment_id,
+                        effect.customer_id,
+                        effect.step_id,
+                        "step",
+                        now,
+                        at=effect.at,
+                    )
+                )
+            elif isinstance(effect, SendMessage):
+                decision = self.policy.choose(effect.channels, effect.choice)
+                messages.append(
+                    {
+                        "idempotency_key": effect.idempotency_key,
+                        "enrollment_id": effect.enrollment_id,
+                        "journey_key": effect.journey_key,
+                        "journey_version_id": effect.version_id,
+                        "step_id": effect.step_id,
+                        "customer_id": effect.customer_id,
+                        "channel": decision.channel,
+                        "message_key": effect.message,
+                        "status": "pending",
+                        "send_after": effect.send_after,
+                        "created_at": now,
+                        "attempts": 0,
+                        "decision": decision.as_log(),
+                    }
+                )
+                log.append(
+                    _log(
+                        key,
+                        effect.version_id,
+                        effect.enrollment_id,
+                        effect.customer_id,
+                        effect.step_id,
+                        "sent",
+                        now,
+                        reason=decision.channel,
+                        at=effect.send_after,
+                    )
+                )
+                report.add(key, f"queued:{decision.channel}")
+                report.add(key, "queued")
+            elif isinstance(effect, Skip):
+                log.append(
+                    _log(
+                        key,
+                        version_id,
+                        effect.enrollment_id,
+                        effect.customer_id,
+                        effect.step_id,
+                        "skipped",
+                        now,
+                        reason=effect.reason,
+                        at=effect.at,
+                    )
+                )
+                report.add(key, f"skipped:{effect.reason}")
+                report.add(key, "skipped")
+            elif isinstance(effect, ScheduleWakeup):
+                if effect.reason.startswith(("quiet_hours", "send_window")):
+                    report.add(key, "deferred")
+            elif isinstance(effect, ExitJourney):
+                log.append(
+                    _log(
+                        key,
+                        version_id,
+                        effect.enrollment_id,
+                        effect.customer_id,
+                        None,
+                        "exited",
+                        now,
+                        reason=effect.reason,
+                        at=effect.at,
+                    )
+                )
+                emitted.append(
+                    (
+                        f"journey.exited:{effect.enrollment_id}",
+                        "journey.exited",
+                        effect.customer_id,
+                        effect.at,
+                        {"journey": key, "reason": effect.reason},
+                    )
+                )
+                report.add(key, "exited" if effect.reason != "completed" else "completed")
+            elif isinstance(effect, Converted):
+                log.append(
+                    _log(
+                        key,
+                        version_id,
+                        effect.enrollment_id,
+                        effect.customer_id,
+                        effect.last_step_id,
+                        "converted",
+                        now,
+                        holdout=effect.holdout,
+                        event_id=effect.event_id,
+                        reason=effect.last_message,
+                        at=effect.at,
+                    )
+                )
+                emitted.append(
+                    (
+                        f"journey.converted:{effect.enrollment_id}",
+                        "journey.converted",
+                        effect.customer_id,
+                        effect.at,
+                        {
+                            "journey": key,
+                            "holdout": effect.holdout,
+                            "event_id": effect.event_id,
+                            "message": effect.last_message,
+                        },
+                    )
+                )
+                report.add(key, "converted")
+            elif isinstance(effect, UpdateAttributes):
+                updates.append(effect)
+            elif isinstance(effect, CallWebhook):
+                messages.append(
+                    {
+                        "idempotency_key": effect.idempotency_key,
+                        "enrollment_id": effect.enrollment_id,
+                        "journey_key": key,
+                        "journey_version_id": version_id,
+                        "step_id": effect.step_id,
+                        "customer_id": effect.customer_id,
+                        "channel": "webhook",
+                        "message_key": effect.step_id,
+                        "status": "pending",
+                        "send_after": now,
+                        "created_at": now,
+                        "attempts": 0,
+                        "decision": {
+                            "url": effect.url,
+                            "body": dict(effect.body),
+                            "headers": dict(effect.headers),
+                        },
+                    }
+                )
+                report.add(key, "webhooks")
+        if messages:
+            connection.execute(insert_ignore(connection, MESSAGES, "idempotency_key"), messages)
+        self._insert_log(connection, log)
+        self._emit(connection, emitted, now)
+        self._update_attributes(connection, updates, now)
+
+    # --- small store helpers ------------------------------------------------------
+
+    def _active_versions(self, connection: Connection, key: str) -> set[int]:
+        return set(
+            connection.execute(
+                select(ENROLLMENTS.c.journey_version_id)
+                .where(and_(ENROLLMENTS.c.journey_key == key, ENROLLMENTS.c.state == ACTIVE))
+                .distinct()
+            ).scalars()
+        )
+
+    def _active_enrollments(
+        self, connection: Connection, key: str, customers: Sequence[str]
+    ) -> list[EnrollmentState]:
+        states: list[EnrollmentState] = []
+        for start in range(0, len(customers), 500):
+            chunk = customers[start : start + 500]
+            rows = connection.execute(
+                select(ENROLLMENTS).where(
+                    and_(
+                        ENROLLMENTS.c.journey_key == key,
+                        ENROLLMENTS.c.state == ACTIVE,
+                        ENROLLMENTS.c.customer_id.in_(chunk),
+                    )
+                )
+            ).all()
+            states.extend(row_to_enrollment(row) for row in rows)
+        return states
+
+    def _last_entered(
+        self, connection: Connection, key: str, customers: Sequence[str]
+    ) -> dict[str, datetime]:
+        result: dict[str, datetime] = {}
+        for start in range(0, len(customers), 500):
+            chunk = customers[start : start + 500]
+            rows = connection.execute(
+                select(ENROLLMENTS.c.customer_id, func.max(ENROLLMENTS.c.entered_at))
+                .where(and_(ENROLLMENTS.c.journey_key == key, ENROLLMENTS.c.customer_id.in_(chunk)))
+                .group_by(ENROLLMENTS.c.customer_id)
+            ).all()
+            result.update({row.customer_id: row[1] for row in rows})
+        return result
+
+    def _insert_log(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            connection.execute(JOURNEY_LOG.insert(), rows)
+
+    def _emit(
+        self,
+        connection: Connection,
+        events: Sequence[tuple[str, str, str, datetime, dict[str, Any]]],
+        now: datetime,
+    ) -> None:
+        """Record what journeys did as events (other journeys may trigger on them)."""
+        if not events:
+            return
+        connection.execute(
+            insert_ignore(connection, EVENTS, "event_id"),
+            [
+                {
+                    "event_id": event_id,
+                    "name": name,
+                    "customer_id": customer_id,
+                    "at": at,
+                    "received_at": now,
+                    "properties": properties,
+                }
+                for event_id, name, customer_id, at, properties in events
+            ],
+        )
+
+    def _update_attributes(
+        self, connection: Connection, updates: Sequence[UpdateAttributes], now: datetime
+    ) -> None:
+        if not updates:
+            return
+        wanted = sorted({u.customer_id for u in updates})
+        current = {
+            row.id: dict(row.attributes or {})
+            for row in connection.execute(
+                select(CUSTOMERS.c.id, CUSTOMERS.c.attributes).where(CUSTOMERS.c.id.in_(wanted))
+            )
+        }
+        for change in updates:
+            attributes = current.setdefault(change.customer_id, {})
+            attributes.update(change.set)
+            for name in change.unset:
+                attributes.pop(name, None)
+        connection.execute(
+            update(CUSTOMERS)
+            .where(CUSTOMERS.c.id == bindparam("b_id"))
+            .values(attributes=bindparam("attributes"), updated_at=bindparam("updated_at")),
+            [
+                {"b_id": cid, "attributes": attrs, "updated_at": now}
+                for cid, attrs in current.items()
+            ],
+        )
+
+
+def _with_id(state: EnrollmentState, new_id: int) -> EnrollmentState:
+    return replace(state, id=new_id)
+
+
+def _log(
+    key: str,
+    version_id: int | None,
+    enrollment_id: int | None,
+    customer_id: str,
+    step_id: str | None,
+    kind: str,
+    now: datetime,
+    *,
+    reason: str | None = None,
+    holdout: bool = False,
+    event_id: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    return {
+        "journey_key": key,
+        "journey_version_id": version_id,
+        "enrollment_id": enrollment_id,
+        "customer_id": customer_id,
+        "step_id": step_id,
+        "kind": kind,
+        "reason": reason,
+        "holdout": holdout,
+        "event_id": event_id,
+        "message_id": None,
+        "at": at or now,
+    }
