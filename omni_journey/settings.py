@@ -165,6 +165,19 @@ class Settings(BaseSettings):
             "day in the customer's time zone). Unset: no global cap."
         ),
     )
+    link_base_url: str = Field(
+        default="http://127.0.0.1:8765/l",
+        description=(
+            "Where signed unsubscribe (/u/...) and tracked click (/c/...) links point: the "
+            "collector's public address followed by /l."
+        ),
+    )
+    subject_max_chars: int = Field(
+        default=78, ge=10, description="Email subjects longer than this get a warning."
+    )
+    sms_max_segments: int = Field(
+        default=3, ge=1, le=10, description="An SMS needing more parts than this is an error."
+    )
     batch_size: int = Field(
         default=5000, ge=1, le=100_000, description="Rows per batch for ingestion and the engine."
     )

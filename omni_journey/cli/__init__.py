@@ -23,6 +23,7 @@ def _register() -> None:
         dispatch_cmd,
         ingest_cmd,
         render_cmd,
+        run_cmd,
         segments_cmd,
         serve_cmd,
         spec_cmd,

@@ -49,6 +49,7 @@ class OutboxRow:
     step_id: str | None = None
     created_at: datetime | None = None
     in_doubt: bool = False  # a previous sender crashed during its provider call
+    render_context: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, row: Any) -> OutboxRow:
@@ -67,6 +68,7 @@ class OutboxRow:
             step_id=row.step_id,
             created_at=row.created_at,
             in_doubt=row.in_flight_since is not None,
+            render_context=dict(getattr(row, "render_context", None) or {}),
         )
 
     def describe(self) -> str:

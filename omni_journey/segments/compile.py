@@ -67,6 +67,7 @@ from omni_journey.store.tables import metadata
 __all__ = [
     "ORDER_EVENT",
     "SegmentError",
+    "compile_attribute",
     "compile_condition",
     "compile_segment",
     "compile_where",
@@ -123,6 +124,13 @@ def compile_where(
             _check_name(part, "", ())
         tests.append(compiler.filter(doc, path, expected))
     return and_(true(), *tests)
+
+
+def compile_attribute(
+    condition: AttributeCondition, doc: ColumnElement[Any], *, dialect: str
+) -> ColumnElement[bool]:
+    """An attribute test as SQL over a JSON document expression (a profile's attributes)."""
+    return _Compiler(json_dialect(dialect), {}, None).attribute(condition, (), doc)
 
 
 def compile_segment(
@@ -275,11 +283,14 @@ class _Compiler:
     # --- profile attributes ----------------------------------------------------------
 
     def attribute(
-        self, condition: AttributeCondition, stack: tuple[str, ...]
+        self,
+        condition: AttributeCondition,
+        stack: tuple[str, ...],
+        doc: ColumnElement[Any] = customers.c.attributes,
     ) -> ColumnElement[bool]:
         _check_name(condition.attribute, stack[-1] if stack else "", stack[:-1])
         j = self.json
-        value = j.member(customers.c.attributes, condition.attribute)
+        value = j.member(doc, condition.attribute)
         tests: list[ColumnElement[bool]] = []
         if condition.exists is False:
             tests.append(false())

@@ -251,6 +251,7 @@ class JourneyRunner:
             customers = sorted(by_customer)
             facts = load_facts(connection, customers, now=now, segments=self.segments)
             existing = self._active_enrollments(connection, key, customers)
+            existing += self._awaiting_goal(connection, spec, events, now)
             self._advance_and_apply(connection, key, existing, by_customer, facts, now, report)
             self._enter(connection, key, version_id, events, by_customer, facts, now, report)
             connection.execute(
@@ -408,7 +409,15 @@ class JourneyRunner:
                     [{**enrollment_row(s, now), "b_id": s.id} for s in result.states],
                 )
                 report.add(key, "advanced", len(result.states))
-            self._apply(connection, key, result.effects, now, report, version_id=version_id)
+            self._apply(
+                connection,
+                key,
+                result.effects,
+                now,
+                report,
+                version_id=version_id,
+                contexts={state.id: state.context for state in result.states},
+            )
 
     def _apply(
         self,
@@ -418,7 +427,9 @@ class JourneyRunner:
         now: datetime,
         report: PassReport,
         version_id: int | None = None,
+        contexts: Mapping[int, Mapping[str, Any]] | None = None,
     ) -> None:
+        contexts = contexts or {}
         log: list[dict[str, Any]] = []
         messages: list[dict[str, Any]] = []
         emitted: list[tuple[str, str, str, datetime, dict[str, Any]]] = []
@@ -454,6 +465,7 @@ class JourneyRunner:
                         "created_at": now,
                         "attempts": 0,
                         "decision": decision.as_log(),
+                        "render_context": _render_context(contexts.get(effect.enrollment_id)),
                     }
                 )
                 log.append(
@@ -605,6 +617,31 @@ class JourneyRunner:
             states.extend(row_to_enrollment(row) for row in rows)
         return states
 
+    def _awaiting_goal(
+        self, connection: Connection, spec: JourneySpec, events: Sequence[EventView], now: datetime
+    ) -> list[EnrollmentState]:
+        """Ended enrollments whose goal window is still open, for customers with a goal
+        event in this batch: a conversion after the last step still counts."""
+        if spec.goal is None:
+            return []
+        buyers = sorted({e.customer_id for e in events if e.name == spec.goal.event})
+        states: list[EnrollmentState] = []
+        for start in range(0, len(buyers), 500):
+            rows = connection.execute(
+                select(ENROLLMENTS).where(
+                    and_(
+                        ENROLLMENTS.c.journey_key == spec.key,
+                        ENROLLMENTS.c.state != ACTIVE,
+                        ENROLLMENTS.c.customer_id.in_(buyers[start : start + 500]),
+                        ENROLLMENTS.c.entered_at >= now - spec.goal.within,
+                    )
+                )
+            ).all()
+            states.extend(
+                state for state in map(row_to_enrollment, rows) if "converted" not in state.context
+            )
+        return states
+
     def _last_entered(
         self, connection: Connection, key: str, customers: Sequence[str]
     ) -> dict[str, datetime]:
@@ -673,6 +710,13 @@ class JourneyRunner:
                 for cid, attrs in current.items()
             ],
         )
+
+
+def _render_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a message is rendered from besides the profile: the trigger event."""
+    if not context:
+        return {}
+    return {"event": dict(context.get("trigger") or {}), "event_name": context.get("trigger_event")}
 
 
 def _with_id(state: EnrollmentState, new_id: int) -> EnrollmentState:

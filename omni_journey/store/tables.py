@@ -210,6 +210,10 @@ class Message(SQLModel, table=True):
     decision: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSONDict, nullable=False)
     )
+    # what the message is rendered from, captured at decision time (the trigger event)
+    render_context: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONDict, nullable=False, default=dict)
+    )
 
 
 class JourneyCursor(SQLModel, table=True):

@@ -114,3 +114,29 @@ def test_quiet_hours_move_sends_in_each_customers_time_zone(shop: Shop) -> None:
     assert set(sends) == set(zones)
     assert sends["berlin"] == at + timedelta(hours=4)
     assert sends["ny"] == at + timedelta(hours=10)
+
+
+def test_a_purchase_after_the_last_step_still_converts(shop: Shop) -> None:
+    short = journey(
+        {
+            "key": "one_shot",
+            "trigger": {"event": "product.added"},
+            "goal": {"event": "order.completed", "within": "3d"},
+            "steps": [
+                {"id": "nudge", "type": "send", "message": "cart_reminder", "channel": "email"}
+            ],
+        }
+    )
+    shop.profiles([profile("c-0")])
+    shop.events([event("add-c-0", "product.added", "c-0", T0)])
+    runner = JourneyRunner(shop.engine, {"one_shot": short}, {})
+    runner.run(T0 + timedelta(minutes=1))
+    assert [row.reason for row in shop.log("exited")] == ["completed"]
+    bought = T0 + timedelta(days=1)
+    shop.events([event("order-c-0", "order.completed", "c-0", bought)], now=bought)
+    runner.run(bought)
+    runner.run(bought + timedelta(hours=1))
+    conversions = shop.log("converted")
+    assert [(c.customer_id, c.step_id, c.reason) for c in conversions] == [
+        ("c-0", "nudge", "cart_reminder")
+    ]

@@ -18,8 +18,9 @@ from sqlalchemy import Connection, String, cast, create_engine, literal, select
 from sqlalchemy.dialects.postgresql import JSONB
 
 from omni_journey.engine.filters import match_filters
-from omni_journey.segments.compile import compile_where
-from omni_journey.spec.conditions import Comparison
+from omni_journey.segments.compile import compile_attribute, compile_where
+from omni_journey.segments.facts import _attribute_holds
+from omni_journey.spec.conditions import AttributeCondition, Comparison
 
 KEYS = ["a", "b", "a.b"]
 PATHS = ["a", "b", "a.b", "b.a", "a.b.a"]
@@ -66,11 +67,27 @@ def connection(request: pytest.FixtureRequest) -> Iterator[Connection]:
     engine.dispose()
 
 
-def sql_matches(connection: Connection, where: dict[str, Any], document: dict[str, Any]) -> bool:
+def _doc(connection: Connection, document: dict[str, Any]) -> Any:
     text = literal(json.dumps(document), String)
-    doc = cast(text, JSONB) if connection.dialect.name == "postgresql" else text
-    predicate = compile_where(where, doc, dialect=connection.dialect.name)
-    return bool(connection.execute(select(predicate)).scalar_one())
+    return cast(text, JSONB) if connection.dialect.name == "postgresql" else text
+
+
+def sql_matches(connection: Connection, where: dict[str, Any], document: dict[str, Any]) -> bool:
+    predicate = compile_where(where, _doc(connection, document), dialect=connection.dialect.name)
+    positive, negative = connection.execute(select(predicate, ~predicate)).one()
+    assert bool(positive) != bool(negative), "the predicate must never be NULL"
+    return bool(positive)
+
+
+def sql_attribute(
+    connection: Connection, condition: AttributeCondition, attributes: dict[str, Any]
+) -> bool:
+    doc = _doc(connection, attributes)
+    predicate = compile_attribute(condition, doc, dialect=connection.dialect.name)
+    # twice, and under NOT: a NULL anywhere would show up as a disagreement
+    positive, negative = connection.execute(select(predicate, ~predicate)).one()
+    assert bool(positive) != bool(negative), "the predicate must never be NULL"
+    return bool(positive)
 
 
 @settings(
@@ -115,3 +132,36 @@ def test_worked_examples(
         k: Comparison.model_validate(v) if isinstance(v, dict) else v for k, v in where.items()
     }
     assert sql_matches(connection, parsed, document) == match_filters(parsed, document)
+
+
+@st.composite
+def attribute_conditions(draw: st.DrawFn) -> AttributeCondition:
+    fields: dict[str, Any] = {"attribute": draw(st.sampled_from(KEYS))}
+    options: dict[str, st.SearchStrategy[Any]] = {
+        "equals": scalars.filter(lambda v: v is not None),
+        "not_equals": scalars.filter(lambda v: v is not None),
+        "in": st.tuples(scalars, scalars),
+        "not_in": st.tuples(scalars),
+        "gt": st.sampled_from([0.0, 1.0]),
+        "gte": st.sampled_from([1.0, 1.5]),
+        "lt": st.sampled_from([2.0]),
+        "exists": st.booleans(),
+    }
+    chosen = draw(st.lists(st.sampled_from(sorted(options)), min_size=1, max_size=3, unique=True))
+    for name in chosen:
+        fields[name] = draw(options[name])
+    return AttributeCondition.model_validate(fields)
+
+
+@settings(
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(condition=attribute_conditions(), attributes=documents)
+def test_sql_attribute_tests_agree_with_facts(
+    connection: Connection, condition: AttributeCondition, attributes: dict[str, Any]
+) -> None:
+    assert sql_attribute(connection, condition, attributes) == _attribute_holds(
+        condition, attributes
+    )
