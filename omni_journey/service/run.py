@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, func, select, update
@@ -42,9 +42,20 @@ from omni_journey.engine.types import (
     StepEntered,
     UpdateAttributes,
 )
+from omni_journey.segments.compile import select_members
+from omni_journey.segments.evaluate import SEGMENT_ENTERED, evaluate_segments
 from omni_journey.segments.facts import BatchFacts, load_facts
 from omni_journey.service.records import enrollment_row, row_to_enrollment, row_to_event
-from omni_journey.spec.models import FrequencyCap, JourneySpec, SegmentSpec, WaitForStep
+from omni_journey.spec.models import (
+    EventTrigger,
+    FrequencyCap,
+    JourneySpec,
+    Schedule,
+    ScheduleTrigger,
+    SegmentSpec,
+    SegmentTrigger,
+    WaitForStep,
+)
 from omni_journey.store.core import (
     CUSTOMERS,
     ENROLLMENTS,
@@ -108,15 +119,47 @@ def publish_versions(
     return current
 
 
+def _trigger_event(spec: JourneySpec) -> str | None:
+    """The event that enters customers: the trigger event, or ``segment.entered``."""
+    if isinstance(spec.trigger, EventTrigger):
+        return spec.trigger.event
+    if isinstance(spec.trigger, SegmentTrigger):
+        return SEGMENT_ENTERED
+    return None
+
+
+def _is_trigger(spec: JourneySpec, event: EventView) -> bool:
+    if event.name != _trigger_event(spec):
+        return False
+    if isinstance(spec.trigger, SegmentTrigger):
+        return event.properties.get("segment") == spec.trigger.segment
+    return True
+
+
 def _watched_events(spec: JourneySpec) -> set[str]:
     names = {exit_.event for exit_ in spec.exit_when}
     if spec.goal:
         names.add(spec.goal.event)
     names.update(step.event for step in spec.steps if isinstance(step, WaitForStep))
-    trigger_event = getattr(spec.trigger, "event", None)
+    trigger_event = _trigger_event(spec)
     if trigger_event:
         names.add(trigger_event)
     return names
+
+
+def _next_schedule(schedule: Schedule, last: datetime | None, now: datetime) -> datetime:
+    """When a scheduled audience is next due (UTC): ``every`` after the slot it last
+    served, where a slot is ``at`` o'clock UTC when given; the first run is due at once."""
+    if last is None:
+        return now
+    if schedule.at is None:
+        return last + schedule.every
+    slot = last.astimezone(UTC).replace(
+        hour=schedule.at.hour, minute=schedule.at.minute, second=0, microsecond=0
+    )
+    if slot > last:
+        slot -= timedelta(days=1)
+    return slot + schedule.every
 
 
 class JourneyRunner:
@@ -131,6 +174,7 @@ class JourneyRunner:
         batch_size: int = 5000,
         global_cap: FrequencyCap | None = None,
         policy: RulePolicy | None = None,
+        evaluate_trigger_segments: bool = True,
     ) -> None:
         self.engine = engine
         self.journeys = dict(journeys)
@@ -138,6 +182,7 @@ class JourneyRunner:
         self.batch_size = batch_size
         self.global_cap = global_cap
         self.policy = policy or RulePolicy()
+        self.evaluate_trigger_segments = evaluate_trigger_segments
         self._compiled: dict[int, CompiledJourney] = {}
 
     # --- the pass ---------------------------------------------------------------
@@ -147,11 +192,24 @@ class JourneyRunner:
         keys = sorted(set(only) if only is not None else self.journeys)
         with self.engine.begin() as connection:
             versions = publish_versions(connection, self.journeys, now)
+        if self.evaluate_trigger_segments:
+            wanted = sorted(
+                {
+                    spec.trigger.segment
+                    for key, spec in self.journeys.items()
+                    if key in keys and isinstance(spec.trigger, SegmentTrigger)
+                }
+                & set(self.segments)
+            )
+            if wanted:
+                evaluate_segments(self.engine, self.segments, now=now, keys=wanted)
         for key in keys:
             spec = self.journeys[key]
             if not spec.enabled:
                 continue
             self._migrate(key, versions[key], now)
+            if isinstance(spec.trigger, ScheduleTrigger):
+                self._scheduled_audience(key, versions[key], now, report)
             for _ in range(_MAX_BATCHES):
                 if not self._event_batch(key, versions[key], now, report):
                     break
@@ -273,8 +331,7 @@ class JourneyRunner:
         report: PassReport,
     ) -> None:
         journey = self._journey(connection, version_id)
-        trigger_event = getattr(journey.spec.trigger, "event", None)
-        triggers = [e for e in events if e.name == trigger_event]
+        triggers = [e for e in events if _is_trigger(journey.spec, e)]
         if not triggers:
             return
         customers = sorted({e.customer_id for e in triggers})
@@ -289,6 +346,20 @@ class JourneyRunner:
             )
             for e in triggers
         ]
+        self._enroll(connection, key, journey, candidates, by_customer, facts, now, report)
+
+    def _enroll(
+        self,
+        connection: Connection,
+        key: str,
+        journey: CompiledJourney,
+        candidates: Sequence[EntryCandidate],
+        by_customer: Mapping[str, Sequence[EventView]],
+        facts: BatchFacts,
+        now: datetime,
+        report: PassReport,
+    ) -> None:
+        """Decide entries, store the new enrollments, and advance them at once."""
         effects = evaluate_entry(journey, candidates, facts, now)
         entered = [effect for effect in effects if isinstance(effect, Entered)]
         self._apply(
@@ -346,6 +417,51 @@ class JourneyRunner:
         )
         report.add(key, "entered", len(states))
         self._advance_and_apply(connection, key, states, by_customer, facts, now, report)
+
+    # --- scheduled audiences ------------------------------------------------------------
+
+    def _scheduled_audience(
+        self, key: str, version_id: int, now: datetime, report: PassReport
+    ) -> None:
+        """Enter everyone in the trigger's segment when the schedule comes due."""
+        spec = self.journeys[key]
+        trigger = spec.trigger
+        assert isinstance(trigger, ScheduleTrigger)
+        segment = self.segments.get(trigger.segment)
+        if segment is None:
+            return
+        with self.engine.begin() as connection:
+            last = connection.execute(
+                select(JOURNEY_CURSORS.c.last_scheduled_at)
+                .where(JOURNEY_CURSORS.c.journey_key == key)
+                .with_for_update()
+            ).scalar_one_or_none()
+            if _next_schedule(trigger.schedule, last, now) > now:
+                return
+            members = select_members(connection, segment, self.segments, now=now)
+            journey = self._journey(connection, version_id)
+            for start in range(0, len(members), self.batch_size):
+                chunk = members[start : start + self.batch_size]
+                facts = load_facts(connection, chunk, now=now, segments=self.segments)
+                active = {s.customer_id for s in self._active_enrollments(connection, key, chunk)}
+                last_entered = self._last_entered(connection, key, chunk)
+                candidates = [
+                    EntryCandidate(
+                        customer_id=c,
+                        event=None,
+                        active=c in active,
+                        last_entered_at=last_entered.get(c),
+                    )
+                    for c in chunk
+                ]
+                self._enroll(connection, key, journey, candidates, {}, facts, now, report)
+            values = {"journey_key": key, "last_event_seq": 0, "updated_at": now}
+            connection.execute(insert_ignore(connection, JOURNEY_CURSORS), values)
+            connection.execute(
+                update(JOURNEY_CURSORS)
+                .where(JOURNEY_CURSORS.c.journey_key == key)
+                .values(last_scheduled_at=now, updated_at=now)
+            )
 
     # --- wake-ups -----------------------------------------------------------------------
 

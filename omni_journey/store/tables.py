@@ -223,6 +223,7 @@ class JourneyCursor(SQLModel, table=True):
 
     journey_key: str = Field(primary_key=True, max_length=64)
     last_event_seq: int = 0
+    last_scheduled_at: datetime | None = _ts(nullable=True)  # scheduled audiences
     updated_at: datetime = _ts()
 
 

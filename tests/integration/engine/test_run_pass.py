@@ -6,6 +6,7 @@ import threading
 from datetime import timedelta
 
 from omni_journey.service.run import JourneyRunner
+from omni_journey.spec.models import SegmentSpec
 from tests.integration.engine.conftest import T0, Shop, event, journey, profile
 
 CART = journey(
@@ -140,3 +141,44 @@ def test_a_purchase_after_the_last_step_still_converts(shop: Shop) -> None:
     assert [(c.customer_id, c.step_id, c.reason) for c in conversions] == [
         ("c-0", "nudge", "cart_reminder")
     ]
+
+
+VIP = SegmentSpec.model_validate({"key": "vip", "match": {"attribute": "tier", "equals": "gold"}})
+WELCOME_VIP = journey(
+    {
+        "key": "welcome_vip",
+        "trigger": {"segment": "vip"},
+        "steps": [{"id": "hello", "type": "send", "message": "welcome", "channel": "email"}],
+    }
+)
+
+
+def test_entering_a_segment_enters_the_journey(shop: Shop) -> None:
+    shop.profiles([profile("c-0", attributes={"tier": "gold"}), profile("c-1")])
+    runner = JourneyRunner(shop.engine, {"welcome_vip": WELCOME_VIP}, {"vip": VIP})
+    runner.run(T0)  # the first evaluation is the baseline: nobody "entered" yet
+    assert shop.messages() == []
+    shop.profiles([profile("c-1", attributes={"tier": "gold"})], now=T0 + timedelta(hours=1))
+    runner.run(T0 + timedelta(hours=1))
+    runner.run(T0 + timedelta(hours=2))
+    assert [m.customer_id for m in shop.messages()] == ["c-1"]
+
+
+def test_a_scheduled_audience_enters_the_segment_once_per_period(shop: Shop) -> None:
+    weekly = journey(
+        {
+            "key": "weekly_vip",
+            "trigger": {"schedule": {"every": "1w", "at": "09:00"}, "segment": "vip"},
+            "entry": {"re_entry": "always"},
+            "steps": [{"id": "news", "type": "send", "message": "welcome", "channel": "email"}],
+        }
+    )
+    shop.profiles(
+        [profile(f"c-{i}", attributes={"tier": "gold"}) for i in range(3)] + [profile("c-9")]
+    )
+    runner = JourneyRunner(shop.engine, {"weekly_vip": weekly}, {"vip": VIP})
+    runner.run(T0)  # 10:00, after today's 09:00: due now
+    runner.run(T0 + timedelta(hours=5))  # same week: not again
+    assert sorted(m.customer_id for m in shop.messages()) == ["c-0", "c-1", "c-2"]
+    runner.run(T0 + timedelta(days=7))  # a week on, past 09:00: due again
+    assert len(shop.messages()) == 6

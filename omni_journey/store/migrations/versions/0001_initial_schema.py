@@ -73,6 +73,7 @@ def upgrade() -> None:
     op.create_table('journey_cursors',
     sa.Column('journey_key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('last_event_seq', sa.Integer(), nullable=False),
+    sa.Column('last_scheduled_at', omni_journey.store.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('updated_at', omni_journey.store.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('journey_key')
     )
