@@ -2,17 +2,108 @@
 
 from __future__ import annotations
 
+import time
+from typing import Annotated
+
+import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from omni_journey.cli import app
+from omni_journey.errors import ConfigError, SpecError
+from omni_journey.service.demo import (
+    DemoConfig,
+    DemoSummary,
+    Tick,
+    conversions,
+    demo_settings,
+    run_demo,
+)
+from omni_journey.service.pipeline import load_valid_project
 from omni_journey.settings import get_settings
-from omni_journey.store import open_store
+from omni_journey.store import create_store_engine
+
+
+def _summary_table(summary: DemoSummary, converted: dict[str, int]) -> Table:
+    table = Table(title="what each journey did")
+    columns = ("journey", "entered", "sent", "skipped", "deferred", "exited", "converted")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "journey" else "right")
+    for key, counts in sorted(summary.journeys.items()):
+        table.add_row(
+            key,
+            str(counts["entered"]),
+            str(counts["queued"]),
+            str(counts["skipped"]),
+            str(counts["deferred"]),
+            str(counts["exited"] + counts["completed"]),
+            str(converted.get(key, 0)),
+        )
+    return table
 
 
 @app.command()
-def demo() -> None:
-    """Run the demo shop on the embedded default (SQLite under OMNI_HOME, file outbox)."""
+def demo(
+    customers: Annotated[int, typer.Option(min=10, max=200_000, help="Shop size.")] = 1000,
+    days: Annotated[int, typer.Option(min=1, max=365, help="Simulated days.")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated shop.")] = 7,
+) -> None:
+    """Run a simulated shop through every journey in journeys/ for a month, on the
+    embedded default (SQLite under OMNI_HOME/demo, the file outbox), and summarise."""
     console = Console()
-    settings = get_settings()
-    engine = open_store(settings.resolved_database_url)
-    console.print(f"store ready: {engine.url.render_as_string(hide_password=True)}")
+    try:
+        base = get_settings()
+        project = load_valid_project(base)
+    except (ConfigError, SpecError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+    settings = demo_settings(base)
+    config = DemoConfig(customers=customers, days=days, seed=seed)
+    console.print(
+        f"[bold]omni-journey demo[/bold]: {customers} customers, {days} simulated days, "
+        f"{len(project.journeys)} journeys ({', '.join(sorted(project.journeys))})"
+    )
+    console.print(f"store: {settings.resolved_database_url}   outbox: {settings.outbox_dir}")
+    started = time.monotonic()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("simulated hours", total=None, status="loading the shop")
+        sent = 0
+
+        def on_tick(tick: Tick) -> None:
+            nonlocal sent
+            sent += tick.sent
+            progress.update(
+                task,
+                total=tick.total,
+                completed=tick.index,
+                status=f"{tick.now:%a %d %b %H:%M} UTC · {sent} messages sent",
+            )
+
+        summary = run_demo(settings, project, config, on_tick=on_tick)
+    engine = create_store_engine(settings.resolved_database_url)
+    try:
+        converted = dict(conversions(engine))
+    finally:
+        engine.dispose()
+    console.print(_summary_table(summary, converted))
+    channels = ", ".join(f"{c} {n}" for c, n in summary.sent_by_channel.most_common()) or "none"
+    console.print(f"messages sent by channel: {channels}")
+    feedback = ", ".join(
+        f"{k.removeprefix('message.')} {v}" for k, v in sorted(summary.feedback.items())
+    )
+    console.print(f"what customers did with them: {feedback or 'nothing yet'}")
+    console.print(
+        f"{summary.customers} customers, {summary.history_events} history events, "
+        f"{summary.events} events during the demo, {summary.passes} journey passes, "
+        f"{summary.failed} failed and {summary.suppressed} suppressed sends, "
+        f"in {time.monotonic() - started:.0f} s"
+    )
+    console.print(f"open the messages that would have been sent: {summary.outbox}/<channel>/")

@@ -45,6 +45,7 @@ from omni_journey.engine.types import (
 from omni_journey.segments.compile import select_members
 from omni_journey.segments.evaluate import SEGMENT_ENTERED, evaluate_segments
 from omni_journey.segments.facts import BatchFacts, load_facts
+from omni_journey.segments.triggers import CATALOGUE_CUSTOMER_ID
 from omni_journey.service.records import enrollment_row, row_to_enrollment, row_to_event
 from omni_journey.spec.models import (
     EventTrigger,
@@ -331,7 +332,12 @@ class JourneyRunner:
         report: PassReport,
     ) -> None:
         journey = self._journey(connection, version_id)
-        triggers = [e for e in events if _is_trigger(journey.spec, e)]
+        # catalogue events (a price drop for a sku) are fanned out per customer first
+        triggers = [
+            e
+            for e in events
+            if _is_trigger(journey.spec, e) and e.customer_id != CATALOGUE_CUSTOMER_ID
+        ]
         if not triggers:
             return
         customers = sorted({e.customer_id for e in triggers})
