@@ -7,7 +7,8 @@
 3. imports it again, which must store nothing (timed);
 4. inserts the same rows, pre-built as tuples, into a fresh store of the same schema
    with sqlite3 ``executemany``, one transaction per batch, with the same pragmas as
-   ingestion (WAL, synchronous=FULL): the floor no Python ingestion can beat.
+   ingestion (WAL, synchronous=FULL, 64 MiB cache): the floor no Python ingestion can
+   beat, since it skips reading, validating and resolving customers.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def raw_floor(path: Path, source: Path, batch_size: int) -> float:
             rows.append((e["id"], e["name"], e["customer_id"], _sqlite_text(at), received, props))
     connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute("PRAGMA synchronous=FULL")  # as ingestion: durable at commit
+    connection.execute("PRAGMA cache_size=-65536")  # as ingestion: 64 MiB page cache
     sql = (
         "INSERT INTO events (event_id, name, customer_id, at, received_at, properties) "
         "VALUES (?, ?, ?, ?, ?, ?)"

@@ -1,0 +1,7 @@
+"""Prefect flows: thin wrappers over the omni_journey package (see prefect.yaml).
+
+Entry points (``prefect.yaml``): ``flows/ingest.py:ingest``, ``flows/advance.py:advance``,
+``flows/dispatch.py:dispatch_outbox``, ``flows/segments.py:segments_flow``,
+``flows/purchase_cycles.py:purchase_cycles`` and ``flows/train.py:train_channel_model``.
+Only this folder (and ``omni_journey.service.prefect_events``) imports Prefect.
+"""

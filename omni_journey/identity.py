@@ -51,6 +51,7 @@ __all__ = [
     "derive_customer_id",
     "is_derived_customer_id",
     "lookup_owners",
+    "lookup_values",
     "move_history",
     "normalize_email",
     "normalize_identity",
@@ -186,6 +187,43 @@ class DriverSql:
             return utc.replace(tzinfo=None).isoformat(" ", "microseconds")
         return utc
 
+    def insert_ignore(
+        self,
+        connection: Connection,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[Sequence[object]],
+        conflict: str,
+    ) -> int:
+        """``INSERT ... ON CONFLICT (conflict) DO NOTHING`` of many rows; the number
+        inserted. ``columns`` are (name, PostgreSQL type: text, timestamptz or jsonb).
+
+        SQLite: one ``executemany``. PostgreSQL: one statement over ``unnest`` of one
+        array per column (a round trip per batch, not per row), in the rows' order.
+        """
+        if not rows:
+            return 0
+        names = ", ".join(name for name, _ in columns)
+        if self.sqlite:
+            statement = (
+                f"INSERT INTO {table} ({names}) VALUES ({self.params(len(columns))}) "
+                f"ON CONFLICT ({conflict}) DO NOTHING"
+            )
+            return int(connection.exec_driver_sql(statement, list(rows)).rowcount)
+        arrays = [f"CAST(%s AS {'text' if kind == 'jsonb' else kind}[])" for _, kind in columns]
+        aliases = [f"c{i}" for i in range(len(columns))]
+        picks = [
+            f"CAST({alias} AS jsonb)" if kind == "jsonb" else alias
+            for alias, (_, kind) in zip(aliases, columns, strict=True)
+        ]
+        statement = (
+            f"INSERT INTO {table} ({names}) SELECT {', '.join(picks)} "
+            f"FROM unnest({', '.join(arrays)}) WITH ORDINALITY AS t({', '.join(aliases)}, n) "
+            f"ORDER BY n ON CONFLICT ({conflict}) DO NOTHING"
+        )
+        values = [list(column) for column in zip(*rows, strict=True)]
+        return int(connection.exec_driver_sql(statement, tuple(values)).rowcount)
+
 
 def _chunks(values: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]:
     for start in range(0, len(values), size):
@@ -197,21 +235,31 @@ def lookup_owners(connection: Connection, keys: Iterable[IdentityKey]) -> dict[I
     by_kind: dict[str, set[str]] = {}
     for kind, value in keys:
         by_kind.setdefault(kind, set()).add(value)
-    sql = DriverSql(connection)
     owners: dict[IdentityKey, str] = {}
-    cursor = connection.connection.cursor()  # plain DBAPI rows: this runs per batch
     for kind, values in by_kind.items():
-        ordered = sorted(values)
-        for chunk in _chunks(ordered):
-            statement = (
-                f"SELECT value, customer_id FROM identities WHERE kind = {sql.p} "
-                f"AND value IN ({sql.params(len(chunk))})"
-            )
-            cursor.execute(statement, (kind, *chunk))
-            for found, owner in cursor.fetchall():
-                owners[(kind, found)] = owner
-    cursor.close()
+        for value, owner in lookup_values(connection, kind, values).items():
+            owners[(kind, value)] = owner
     return owners
+
+
+def lookup_values(connection: Connection, kind: str, values: Iterable[str]) -> dict[str, str]:
+    """``lookup_owners`` for one kind: {value: customer id} for the values owned."""
+    sql = DriverSql(connection)
+    found: dict[str, str] = {}
+    cursor = connection.connection.cursor()  # plain DBAPI rows: this runs per batch
+    for chunk in _chunks(sorted(values)):
+        if sql.sqlite:
+            query = "SELECT value, customer_id FROM identities WHERE kind = ? AND value IN "
+            cursor.execute(f"{query}({sql.params(len(chunk))})", (kind, *chunk))
+        else:  # a join, so the plan stays an index probe per value whatever the stats
+            cursor.execute(
+                "SELECT i.value, i.customer_id FROM unnest(%b::text[]) AS v(value) "
+                "JOIN identities i ON i.kind = %s AND i.value = v.value",
+                (list(chunk), kind),
+            )
+        found.update(cursor.fetchall())
+    cursor.close()
+    return found
 
 
 # --- events: attach, never steal ----------------------------------------------------------
@@ -241,6 +289,8 @@ def resolve_event_customers(
     Unowned keys are attached; keys owned by someone else are counted, not moved.
     Customers' empty email / phone columns are filled from newly attached identities.
     """
+    if all(customer_id is not None and not keys for customer_id, keys in items):
+        return _resolve_named(connection, [customer_id for customer_id, _ in items], now)
     # Identical items resolve identically: resolve each once, in order of appearance.
     distinct = Counter(items)
     wanted: set[IdentityKey] = set()
@@ -287,6 +337,19 @@ def resolve_event_customers(
     return EventResolution(targets, len(new_customers), len(new_keys), conflicts)
 
 
+def _resolve_named(
+    connection: Connection, customer_ids: Sequence[str | None], now: datetime
+) -> EventResolution:
+    """The common case, events that name their customer and carry no identities."""
+    owners = lookup_values(connection, "customer_id", {c for c in customer_ids if c})
+    new = {c: [None, None] for c in customer_ids if c and c not in owners}
+    owners.update((c, c) for c in new)
+    keys = [("customer_id", c) for c in new]
+    key_owners = {key: key[1] for key in keys}
+    _write_new_identities(connection, new, keys, key_owners, {}, now)
+    return EventResolution([owners[c] for c in customer_ids if c], len(new), len(keys), 0)
+
+
 def _fill_contact(
     new_customers: dict[str, list[str | None]],
     contact_fill: dict[tuple[str, str], str],
@@ -313,19 +376,35 @@ def _write_new_identities(
     sql = DriverSql(connection)
     stamp = sql.timestamp(now)
     if new_customers:
-        connection.exec_driver_sql(
-            "INSERT INTO customers (id, email, phone, attributes, created_at, updated_at) "
-            f"VALUES ({sql.p}, {sql.p}, {sql.p}, '{{}}', {sql.p}, {sql.p}) "
-            "ON CONFLICT (id) DO NOTHING",
+        sql.insert_ignore(
+            connection,
+            "customers",
+            [
+                ("id", "text"),
+                ("email", "text"),
+                ("phone", "text"),
+                ("attributes", "jsonb"),
+                ("created_at", "timestamptz"),
+                ("updated_at", "timestamptz"),
+            ],
             sorted(
-                (cid, email, phone, stamp, stamp) for cid, (email, phone) in new_customers.items()
+                (cid, email, phone, "{}", stamp, stamp)
+                for cid, (email, phone) in new_customers.items()
             ),
+            "id",
         )
     if new_keys:
-        connection.exec_driver_sql(
-            "INSERT INTO identities (kind, value, customer_id, created_at) "
-            f"VALUES ({sql.params(4)}) ON CONFLICT (kind, value) DO NOTHING",
+        sql.insert_ignore(
+            connection,
+            "identities",
+            [
+                ("kind", "text"),
+                ("value", "text"),
+                ("customer_id", "text"),
+                ("created_at", "timestamptz"),
+            ],
             sorted((kind, value, owners[(kind, value)], stamp) for kind, value in new_keys),
+            "kind, value",
         )
     for column in ("email", "phone"):
         rows = [(v, stamp, c) for (c, col), v in contact_fill.items() if col == column]
@@ -440,8 +519,10 @@ class IdentityGraph:
     ) -> IdentityGraph:
         graph = cls(now)
         graph._owner = lookup_owners(connection, keys)
-        wanted = sorted(set(customer_ids) | set(graph._owner.values()))
-        graph._owner.update(lookup_owners(connection, [("customer_id", c) for c in wanted]))
+        named = set(customer_ids) | set(graph._owner.values())
+        graph._owner.update(lookup_owners(connection, [("customer_id", c) for c in named]))
+        # identities point at survivors, so one more hop reaches every customer involved
+        wanted = sorted(named | set(graph._owner.values()))
         for chunk in _chunks(wanted):
             for row in connection.execute(select(_customers).where(_customers.c.id.in_(chunk))):
                 graph._customers[row.id] = CustomerState(
@@ -457,9 +538,11 @@ class IdentityGraph:
             for row in connection.execute(
                 select(_consents).where(_consents.c.customer_id.in_(chunk))
             ):
-                graph._customers[row.customer_id].consents[row.channel] = ConsentState(
-                    row.granted, row.updated_at, row.source
-                )
+                state = graph._customers.get(row.customer_id)
+                if state is not None:  # consent of a customer with no row: left alone
+                    state.consents[row.channel] = ConsentState(
+                        row.granted, row.updated_at, row.source
+                    )
         return graph
 
     def _root(self, customer_id: str) -> str:

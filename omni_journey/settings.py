@@ -178,6 +178,14 @@ class Settings(BaseSettings):
     sms_max_segments: int = Field(
         default=3, ge=1, le=10, description="An SMS needing more parts than this is an error."
     )
+    trigger_max_age_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description=(
+            "A trigger event older than this when a journey first sees it (a backfill, "
+            "history imported before a journey launched) enters nobody."
+        ),
+    )
     batch_size: int = Field(
         default=5000, ge=1, le=100_000, description="Rows per batch for ingestion and the engine."
     )
@@ -185,6 +193,71 @@ class Settings(BaseSettings):
         default=512 * 1024,
         ge=1024,
         description="Largest HTTP request body the collector accepts (after gzip decoding).",
+    )
+
+    channel_policy: Literal["learned", "rule"] = Field(
+        default="learned",
+        description=(
+            "Who decides channel: best. learned: the active trained model (expected value minus "
+            "cost, with exploration), the rule while none is trained; rule: always the rule "
+            "(cheapest eligible channel: push, email, whatsapp, sms)."
+        ),
+    )
+    channel_conversion_value: float = Field(
+        default=25.0,
+        ge=0,
+        description="What one conversion is worth (margin, in the shop's currency) to the policy.",
+    )
+    channel_costs: str = Field(
+        default="email=0.001,sms=0.07,push=0,whatsapp=0.06",
+        pattern=r"^\s*([a-z]+\s*=\s*[0-9]+(\.[0-9]+)?\s*(,\s*|$))*$",
+        description=(
+            "Cost of one message per channel, as channel=cost pairs in the shop's currency; "
+            "a channel not listed costs 0."
+        ),
+    )
+    channel_epsilon: float = Field(
+        default=0.05,
+        ge=0,
+        le=0.5,
+        description=(
+            "Share of best-channel decisions that explore a random eligible channel while a "
+            "model decides."
+        ),
+    )
+    channel_cold_epsilon: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description=(
+            "Share of best-channel decisions that explore while no model is active (the rule "
+            "decides the rest); 0 for the pure rule."
+        ),
+    )
+    channel_send_time_explore: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Share of send_at: best sends placed in a random allowed hour instead.",
+    )
+    channel_attribution_hours: float = Field(
+        default=72.0,
+        gt=0,
+        le=24 * 30,
+        description=(
+            "An order this many hours after a send, with no later send, converts that send "
+            "(last touch): the label the model learns and evaluate scores."
+        ),
+    )
+    channel_training_days: int = Field(
+        default=180,
+        ge=1,
+        description="train and evaluate read decisions from this many days back.",
+    )
+    channel_min_conversions: int = Field(
+        default=50,
+        ge=1,
+        description="train refuses to fit a model on fewer converted decisions than this.",
     )
 
     @field_validator("default_region")

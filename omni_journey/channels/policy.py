@@ -4,24 +4,48 @@ Every decision is logged with what off-policy evaluation needs: the eligible set
 channel's score, the full distribution drawn from, the chosen channel's probability,
 the policy and model version, and whether it explored.
 
-Without a trained model the documented rule decides: a fixed channel is used as is;
-a fallback list uses the first eligible channel in the marketer's order; ``best`` uses
-the cheapest eligible channel in the order push, email, whatsapp, sms.
+How a send step chooses (``SendMessage.choice``):
+
+* a fixed channel (``channel: email``) is used as is;
+* a fallback list (``channel: [push, email]``) uses the first eligible channel in the
+  marketer's order: the marketer's order is the policy;
+* ``best`` asks the policy. Without a trained model (or when the model cannot be
+  loaded) the documented rule decides: the cheapest eligible channel in the order
+  push, email, whatsapp, sms. :class:`~omni_journey.channels.learned.LearnedPolicy`
+  uses its model when it has one.
+
+A policy offers ``choose(channels, choice)`` for one send without context, and
+``choose_many(connection, sends, now)`` for a batch of the engine's ``SendMessage``
+effects: the batch form reads history (features, send-time histograms) in bulk.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
-__all__ = ["RULE_ORDER", "Decision", "RulePolicy"]
+from sqlalchemy import Connection
+
+from omni_journey.engine.types import SendMessage
+from omni_journey.spec.models import QuietHours
+
+__all__ = ["RULE_ORDER", "ChannelPolicy", "Decision", "RulePolicy", "rule_channel"]
 
 RULE_ORDER: tuple[str, ...] = ("push", "email", "whatsapp", "sms")
 
 
 @dataclass(frozen=True)
 class Decision:
+    """One channel decision, as logged in ``messages.decision``.
+
+    ``scores`` are what the policy maximised (expected value minus cost, or the rule's
+    1/0); ``probabilities`` the distribution the channel was drawn from; ``propensity``
+    the chosen channel's probability in it. ``send_after`` is set when the step asked
+    for ``send_at: best``.
+    """
+
     channel: str
     eligible: tuple[str, ...]
     scores: dict[str, float]
@@ -32,11 +56,38 @@ class Decision:
     explored: bool = False
     reason: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    choice: str | None = None
+    send_after: datetime | None = None
 
     def as_log(self) -> dict[str, Any]:
         data = asdict(self)
         data["eligible"] = list(self.eligible)
+        data["send_after"] = self.send_after.isoformat() if self.send_after else None
         return data
+
+
+class ChannelPolicy(Protocol):
+    """What the journey runner needs of a channel policy."""
+
+    name: str
+
+    def choose(self, channels: Sequence[str], choice: str) -> Decision: ...
+
+    def choose_many(
+        self,
+        connection: Connection,
+        sends: Sequence[SendMessage],
+        now: datetime,
+        *,
+        quiet_hours: QuietHours | None = None,
+    ) -> list[Decision]: ...
+
+
+def rule_channel(channels: Sequence[str]) -> str:
+    """The rule's pick: the cheapest eligible channel in the order push, email, whatsapp,
+    sms (channels outside that order come last, in the given order)."""
+    ranked = sorted(channels, key=lambda c: RULE_ORDER.index(c) if c in RULE_ORDER else 99)
+    return ranked[0]
 
 
 class RulePolicy:
@@ -48,13 +99,12 @@ class RulePolicy:
         if not channels:
             raise ValueError("no eligible channel: the engine should have skipped this send")
         if choice == "best":
-            ranked = sorted(channels, key=lambda c: RULE_ORDER.index(c) if c in RULE_ORDER else 99)
+            chosen = rule_channel(channels)
             reason = "rule: cheapest eligible channel"
         else:
-            ranked = list(channels)
+            chosen = channels[0]
             fixed = choice in channels and len(channels) == 1
             reason = "fixed channel" if fixed else "fallback order"
-        chosen = ranked[0]
         scores = {c: (1.0 if c == chosen else 0.0) for c in channels}
         return Decision(
             channel=chosen,
@@ -64,4 +114,17 @@ class RulePolicy:
             propensity=1.0,
             policy=self.name,
             reason=reason,
+            choice=choice,
         )
+
+    def choose_many(
+        self,
+        connection: Connection,
+        sends: Sequence[SendMessage],
+        now: datetime,
+        *,
+        quiet_hours: QuietHours | None = None,
+    ) -> list[Decision]:
+        """The rule for each send; ``send_at: best`` sends at once (no history read)."""
+        del connection, now, quiet_hours
+        return [self.choose(send.channels, send.choice) for send in sends]

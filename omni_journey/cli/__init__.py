@@ -18,11 +18,14 @@ app = typer.Typer(
 def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
     from omni_journey.cli import (  # noqa: F401
+        channels_cmd,
         db_cmd,
         demo_cmd,
+        deploy_cmd,
         dispatch_cmd,
         ingest_cmd,
         render_cmd,
+        report_cmd,
         run_cmd,
         segments_cmd,
         serve_cmd,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -10,6 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from omni_journey.analytics import ReportOptions, write_report
+from omni_journey.channels.simulator import START
 from omni_journey.cli import app
 from omni_journey.errors import ConfigError, SpecError
 from omni_journey.service.demo import (
@@ -91,6 +94,15 @@ def demo(
     engine = create_store_engine(settings.resolved_database_url)
     try:
         converted = dict(conversions(engine))
+        with console.status(
+            "writing the report (funnels, holdout lift, channel mix, policy value)"
+        ):
+            report = write_report(
+                engine,
+                settings.home / "report",
+                now=START + timedelta(days=days),
+                options=ReportOptions.from_settings(settings),
+            )
     finally:
         engine.dispose()
     console.print(_summary_table(summary, converted))
@@ -107,3 +119,4 @@ def demo(
         f"in {time.monotonic() - started:.0f} s"
     )
     console.print(f"open the messages that would have been sent: {summary.outbox}/<channel>/")
+    console.print(f"open the report: {report}")

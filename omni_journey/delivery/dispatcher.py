@@ -31,7 +31,6 @@ from omni_journey.delivery.base import (
     RetryLaterError,
     SendResult,
 )
-from omni_journey.delivery.links import unsubscribe_link
 from omni_journey.delivery.outbox import (
     Finish,
     OutboxRow,
@@ -47,10 +46,16 @@ from omni_journey.delivery.recipients import (
     Recipients,
     load_recipients,
 )
-from omni_journey.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from omni_journey.errors import (
+    DeliveryError,
+    OmniJourneyError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from omni_journey.links import LinkSigner
 from omni_journey.settings import Settings
 
-__all__ = ["DispatchReport", "Renderer", "dispatch"]
+__all__ = ["DispatchReport", "Renderer", "dispatch", "render_failure"]
 
 log = logging.getLogger("omni_journey.delivery")
 
@@ -58,7 +63,11 @@ log = logging.getLogger("omni_journey.delivery")
 class Renderer(Protocol):
     """Renders one outbox row for one customer: returns a RenderedMessage-like object
     (attributes or keys as :class:`~omni_journey.delivery.base.Content` reads them).
-    Raising fails that message for this pass (retried with backoff), never the run."""
+
+    Raising never stops the run. An error that says it is permanent (a ``permanent``
+    attribute, or an omni-journey ``ValueError`` with a ``code``, as
+    ``omni_journey.render.RenderError`` is) fails that message with its code; anything
+    else fails it for this pass only (retried with backoff)."""
 
     def __call__(self, message: OutboxRow, customer: CustomerView) -> object: ...
 
@@ -131,6 +140,29 @@ def dispatch(
     ).run(limit)
 
 
+def render_failure(error: BaseException) -> DeliveryError:
+    """What a renderer's exception means for the message.
+
+    Delivery does not import ``omni_journey.render``: a render error is recognised by
+    what it says about itself. ``permanent = True``, or an omni-journey ``ValueError``
+    with a string ``code`` (``RenderError``: the template cannot render for this
+    customer, and trying again renders the same) -> permanent, with that code. A
+    :class:`DeliveryError` keeps its own kind. Anything else (a bug, a database hiccup
+    while loading data) -> transient ``render_error``.
+    """
+    if isinstance(error, DeliveryError):
+        return error
+    code = getattr(error, "code", None)
+    permanent = getattr(error, "permanent", None)
+    if permanent is None:
+        permanent = isinstance(error, OmniJourneyError) and isinstance(error, ValueError)
+        permanent = permanent and isinstance(code, str) and bool(code)
+    if permanent is True:
+        code = code if isinstance(code, str) and code else "render_error"
+        return PermanentDeliveryError("render", code, str(error)[:500])
+    return TransientDeliveryError("render", "render_error", type(error).__name__)
+
+
 class _Pass:
     def __init__(
         self,
@@ -162,7 +194,7 @@ class _Pass:
                 )
         self.paused_until: dict[str, datetime] = {}
         self.report = DispatchReport()
-        self.secret = settings.secret_key.get_secret_value()
+        self.links = LinkSigner.from_settings(settings)
 
     def wall(self) -> datetime:
         return self.now + timedelta(seconds=max(0.0, self.clock() - self.started))
@@ -270,20 +302,18 @@ class _Pass:
         try:
             content = Content.of(self.renderer(row, customer))
         except Exception as error:
-            log.warning("render failed for %s: %s", row.describe(), type(error).__name__)
-            return self._retry(
-                row,
-                TransientDeliveryError("render", "render_error", type(error).__name__),
-                counted=True,
-                customer_id=customer.id,
-            )
+            failure = render_failure(error)
+            log.warning("render failed for %s: %s", row.describe(), failure.code)
+            if failure.transient:
+                return self._retry(row, failure, counted=True, customer_id=customer.id)
+            return self._fail(row, failure, customer_id=customer.id, attempts_delta=1)
         window = customer.last_whatsapp_inbound is not None and (
             at - customer.last_whatsapp_inbound < WHATSAPP_WINDOW
         )
-        unsubscribe = content.unsubscribe_url if row.channel == "email" else None
-        if row.channel == "email" and not unsubscribe and self.settings.unsubscribe_url:
-            unsubscribe = unsubscribe_link(
-                self.settings.unsubscribe_url, self.secret, customer.id, row.channel
+        unsubscribe = None
+        if row.channel == "email":  # RFC 8058: every email carries one-click unsubscribe
+            unsubscribe = content.unsubscribe_url or self.links.unsubscribe(
+                customer.id, row.channel, row.message_key
             )
         return self._outgoing(row, customer.id, address, content, at, unsubscribe, window)
 

@@ -36,7 +36,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, JSONPATH
 
-__all__ = ["Bounds", "JsonDialect", "JsonValue", "Walk", "any_of", "json_dialect", "none_of"]
+__all__ = [
+    "Bounds",
+    "JsonDialect",
+    "JsonValue",
+    "Walk",
+    "any_of",
+    "constant",
+    "json_dialect",
+    "none_of",
+]
 
 _PG_UNWRAP = "[*]" * 4
 
@@ -247,8 +256,20 @@ class _PostgresJson:
         return case((value.type == "number", cast(value.data, Float)))
 
     def number_tests(self, value: JsonValue, bounds: Bounds) -> list[ColumnElement[bool]]:
-        number = self.number(value)  # CASE: never casts text
-        return [number.is_not(None), *_bounded(number, bounds)]
+        # jsonb orders numbers numerically and keeps other types apart: no cast, no CASE
+        gt, gte, lt, lte = (
+            None if b is None else cast(literal(json.dumps(b), String), JSONB) for b in bounds
+        )
+        tests: list[ColumnElement[bool]] = [value.type == "number"]
+        if gt is not None:
+            tests.append(value.data > gt)
+        if gte is not None:
+            tests.append(value.data >= gte)
+        if lt is not None:
+            tests.append(value.data < lt)
+        if lte is not None:
+            tests.append(value.data <= lte)
+        return tests
 
     def contains(self, value: JsonValue, text: str) -> ColumnElement[bool]:
         as_text = value.data.op("#>>", return_type=String)(literal_column("'{}'"))
@@ -267,6 +288,11 @@ def json_dialect(name: str) -> JsonDialect:
         return _DIALECTS[name]
     except KeyError:
         raise ValueError(f"segments compile for sqlite or postgresql, not {name!r}") from None
+
+
+def constant(value: bool) -> ColumnElement[bool]:
+    """SQL true or false."""
+    return true() if value else false()
 
 
 def any_of(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:

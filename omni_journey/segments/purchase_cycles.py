@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select
+import orjson
+from sqlalchemy import Connection, Engine, Table, Text, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 
+from omni_journey.engine.filters import resolve_path
 from omni_journey.segments.compile import ORDER_EVENT
 from omni_journey.segments.cycles import (
     CategoryPrior,
@@ -36,7 +38,6 @@ from omni_journey.segments.cycles import (
     occasions,
     predict_next,
 )
-from omni_journey.segments.json_sql import json_dialect
 from omni_journey.store.ops import insert_ignore
 from omni_journey.store.tables import metadata
 
@@ -44,6 +45,7 @@ __all__ = [
     "PURCHASE_CYCLE_DUE",
     "PurchaseCycleReport",
     "load_category_purchases",
+    "order_categories",
     "purchase_cycle_event_id",
     "run_purchase_cycles",
 ]
@@ -97,27 +99,38 @@ def purchase_cycle_event_id(customer_id: str, category: str, cycle: int) -> str:
     return f"{PURCHASE_CYCLE_DUE}:{digest[:40]}"
 
 
+def order_categories(properties: Any) -> set[str]:
+    """The text values at ``products.category`` (lists fan out, as in ``where`` filters)."""
+    if isinstance(properties, str | bytes):
+        properties = orjson.loads(properties)
+    if not isinstance(properties, dict):
+        return set()
+    products = properties.get("products")
+    if isinstance(products, list) and "products.category" not in properties:
+        found = [p.get("category") if isinstance(p, dict) else None for p in products]
+        if all(c is None or isinstance(c, str) for c in found):  # the usual shape: quick
+            return {c for c in found if c is not None}
+    return {v for v in resolve_path(properties, "products.category") if isinstance(v, str)}
+
+
 def load_category_purchases(
     connection: Connection, *, now: datetime, history: timedelta | None = None
 ) -> dict[tuple[str, str], list[datetime]]:
-    """(customer, category) -> purchase times up to ``now``, from ``products[].category``."""
-    json = json_dialect(connection.dialect.name)
-    walk = json.walk(events.c.properties, ["products", "category"])
-    query = (
-        select(events.c.customer_id, events.c.at, walk.value.data.label("category"))
-        .select_from(walk.join_to(events))
-        .where(walk.where, events.c.name == ORDER_EVENT, events.c.at <= now)
-        .where(walk.value.type.in_(("text", "string")))
-        .distinct()
+    """(customer, category) -> sorted purchase times up to ``now``, from each
+    ``order.completed``'s ``products[].category``."""
+    # the JSON comes as text (or psycopg's dict) and is read here: faster than a JSON
+    # walk per order in SQL, and the same path semantics as a ``where`` filter
+    raw = type_coerce(events.c.properties, Text)
+    query = select(events.c.customer_id, events.c.at, raw.label("properties")).where(
+        events.c.name == ORDER_EVENT, events.c.at <= now
     )
     if history is not None:
         query = query.where(events.c.at >= now - history)
-    series: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    series: dict[tuple[str, str], set[datetime]] = defaultdict(set)
     for row in connection.execute(query):
-        series[(str(row.customer_id), str(row.category))].append(row.at)
-    for times in series.values():
-        times.sort()
-    return series
+        for category in order_categories(row.properties):
+            series[(str(row.customer_id), category)].add(row.at)
+    return {key: sorted(times) for key, times in series.items()}
 
 
 def run_purchase_cycles(

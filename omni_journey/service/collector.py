@@ -1,4 +1,5 @@
-"""The HTTP collector: Segment Spec endpoints in front of ingestion, as an ASGI app.
+"""The HTTP collector: Segment Spec endpoints in front of ingestion, signed links and
+SNS feedback, as one ASGI app.
 
 ``create_app(engine, settings, clock)`` builds a Starlette app; nothing happens at import.
 Every ``POST /v1/<call>`` is authenticated by a write key (HTTP basic-auth user, or
@@ -7,21 +8,30 @@ decoding), mapped by :mod:`omni_journey.service.segment_spec`, and answered 200 
 after :func:`ingest_events` / :func:`ingest_profiles` have stored it durably. Storing
 runs in a worker thread so the event loop keeps serving. Logs carry counts and reason
 codes only: never an id, address, token or write key.
+
+``/l/u/<token>`` and ``/l/c/<token>`` (unsubscribe, click) are in
+:mod:`omni_journey.service.links`. ``POST /feedback/ses`` and ``POST /inbound/sms`` are
+Amazon SNS HTTP(S) subscriptions: the SNS signature is the authentication (no write
+key), checked by :func:`omni_journey.delivery.feedback.handle_sns_notification`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hmac
 import itertools
 import logging
+import re
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
+import httpx
 import orjson
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,14 +41,20 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from omni_journey.delivery import FeedbackError
+from omni_journey.delivery.feedback import FeedbackResult, handle_sns_notification
+from omni_journey.delivery.sns_signature import SnsSignatureVerifier
 from omni_journey.errors import IngestError, StoreError
 from omni_journey.service.ingest import BatchResult, Reject, ingest_events, ingest_profiles
+from omni_journey.service.links import link_routes, redact_link_paths
+from omni_journey.service.prefect_events import IngestedBuffer
 from omni_journey.service.segment_spec import MappedRecord, map_batch, map_message
 from omni_journey.settings import Settings
 
-__all__ = ["ROUTES", "Clock", "create_app"]
+__all__ = ["ROUTES", "Clock", "confirm_sns_subscription", "create_app"]
 
 Clock = Callable[[], datetime]
+SnsSource = Literal["ses", "sms"]
 
 # call -> paths. Segment's short forms and the legacy /v1/import answer too.
 ROUTES: Mapping[str, tuple[str, ...]] = {
@@ -74,13 +90,31 @@ class _RequestError(Exception):
         return JSONResponse(body, status_code=self.status, headers=headers)
 
 
-def create_app(engine: Engine, settings: Settings, clock: Clock) -> Starlette:
-    """The collector for one store. ``clock`` returns the aware time a request arrives."""
+def create_app(
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    *,
+    sns_verifier: SnsSignatureVerifier | None = None,
+    confirm_subscription: Callable[[str], None] | None = None,
+) -> Starlette:
+    """The collector for one store. ``clock`` returns the aware time a request arrives.
+
+    ``sns_verifier`` checks SNS signatures (default: certificates fetched from AWS, cached);
+    ``confirm_subscription(url)`` confirms an SNS subscription (default:
+    :func:`confirm_sns_subscription`). Tests pass their own; production never needs to.
+    """
+    verifier = sns_verifier or SnsSignatureVerifier()
+    confirm = confirm_subscription or confirm_sns_subscription
+    redact_link_paths()
+    # One Prefect event per event name every few seconds (a no-op without a Prefect
+    # API): journeys triggered by these events start within seconds, bursts coalesce.
+    announcer = IngestedBuffer(2.0, source="collector")
 
     def endpoint(call: str) -> Callable[[Request], Any]:
         async def handle(request: Request) -> Response:
             try:
-                return await _handle(request, call, engine, settings, clock)
+                return await _handle(request, call, engine, settings, clock, announcer)
             except _RequestError as refused:
                 _log.info("refused %s: %s %s", call, refused.status, refused.reason)
                 return refused.response()
@@ -90,14 +124,146 @@ def create_app(engine: Engine, settings: Settings, clock: Clock) -> Starlette:
     async def health(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    def sns_endpoint(source: SnsSource) -> Callable[[Request], Any]:
+        async def handle(request: Request) -> Response:
+            try:
+                return await _handle_sns(
+                    request, source, engine, settings, clock, verifier, confirm
+                )
+            except _RequestError as refused:
+                _log.info("refused sns %s: %s %s", source, refused.status, refused.reason)
+                return refused.response()
+
+        return handle
+
     routes = [Route("/health", health, methods=["GET"])]
     for call, paths in ROUTES.items():
         routes += [Route(path, endpoint(call), methods=["POST"]) for path in paths]
-    return Starlette(routes=routes)
+    routes += link_routes(engine, settings, clock)
+    routes += [
+        Route("/feedback/ses", sns_endpoint("ses"), methods=["POST"]),
+        Route("/inbound/sms", sns_endpoint("sms"), methods=["POST"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            announcer.close()
+
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+# --- SNS: SES event publishing and two-way SMS -----------------------------------------
+
+_SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
+# FeedbackError reasons -> status: a forgery or a foreign topic is 403; a certificate
+# we could not fetch is our problem (503: SNS retries); anything else is a bad body.
+_FEEDBACK_STATUS: Mapping[str, int] = {
+    "bad_signature": 403,
+    "untrusted_certificate_url": 403,
+    "topic_not_accepted": 403,
+    "certificate_unavailable": 503,
+}
+
+
+def confirm_sns_subscription(url: str) -> None:
+    """GET an SNS ``SubscribeURL`` (already checked to be https on an SNS host)."""
+    response = httpx.get(url, timeout=10.0, follow_redirects=False)
+    response.raise_for_status()
+
+
+def _is_sns_url(url: object) -> bool:
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url)
+    return parts.scheme == "https" and bool(_SNS_HOST.match(parts.hostname or ""))
+
+
+def _inbound_sms_shape(envelope: Mapping[str, Any]) -> bool:
+    """Whether a Notification carries an inbound SMS (checked before anything is stored,
+    so /inbound/sms never applies SES events; the signature is checked afterwards)."""
+    if envelope.get("Type") != "Notification":
+        return True  # subscription (un)confirmations are handled the same on both paths
+    try:
+        message = orjson.loads(str(envelope.get("Message", "")))
+    except orjson.JSONDecodeError:
+        return False
+    return (
+        isinstance(message, dict)
+        and isinstance(message.get("originationNumber"), str)
+        and isinstance(message.get("messageBody"), str)
+    )
+
+
+async def _handle_sns(
+    request: Request,
+    source: SnsSource,
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    verifier: SnsSignatureVerifier,
+    confirm: Callable[[str], None],
+) -> Response:
+    envelope = _parse(await _read_body(request, settings.max_body_bytes))
+    if source == "sms" and not _inbound_sms_shape(envelope):
+        raise _RequestError(
+            400, "not-inbound-sms", "expected an SNS notification of an inbound SMS"
+        )
+    try:
+        result: FeedbackResult = await run_in_threadpool(
+            handle_sns_notification,
+            engine,
+            envelope,
+            now=clock(),
+            verifier=verifier,
+            accepted_topics=settings.accepted_feedback_topics,
+        )
+    except FeedbackError as error:
+        status = _FEEDBACK_STATUS.get(error.reason, 400)
+        reason = error.reason.replace("_", "-")
+        raise _RequestError(status, reason, "the SNS message was refused") from None
+    except (SQLAlchemyError, StoreError) as error:
+        _log.error("store unavailable for sns %s: %s", source, type(error).__name__)
+        raise _RequestError(
+            503, "store-unavailable", "the store failed; retry (replays are safe)"
+        ) from None
+    if result.kind == "subscription":
+        if not _is_sns_url(result.subscribe_url):
+            raise _RequestError(400, "untrusted-subscribe-url", "SubscribeURL is not on SNS")
+        try:
+            await run_in_threadpool(confirm, str(result.subscribe_url))
+        except httpx.HTTPError as error:
+            _log.error("sns subscription not confirmed: %s", type(error).__name__)
+            raise _RequestError(
+                503, "subscription-not-confirmed", "confirming the subscription failed; retry"
+            ) from None
+    _log.info(
+        "sns %s: kind=%s events=%d suppressed=%d unmatched=%d",
+        source,
+        result.kind,
+        result.events,
+        result.suppressed,
+        result.unmatched,
+    )
+    return JSONResponse(
+        {
+            "success": True,
+            "kind": result.kind,
+            "events": result.events,
+            "suppressed": result.suppressed,
+        }
+    )
 
 
 async def _handle(
-    request: Request, call: str, engine: Engine, settings: Settings, clock: Clock
+    request: Request,
+    call: str,
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    announcer: IngestedBuffer,
 ) -> Response:
     keys = settings.accepted_write_keys
     if not keys:
@@ -135,6 +301,12 @@ async def _handle(
         raise _RequestError(
             503, "store-unavailable", "the store failed; retry (replays are safe)"
         ) from None
+    refused = {reject.index for reject in stored.rejected}
+    announcer.add(
+        str(item.record.get("name"))
+        for index, item in enumerate(mapped)
+        if isinstance(item, MappedRecord) and item.kind == "event" and index not in refused
+    )
     _log.info(
         "stored %s: accepted=%d duplicates=%d rejected=%d",
         call,

@@ -34,6 +34,7 @@ from omni_journey.errors import IngestError
 from omni_journey.identity import (
     CONSENT_CHANNELS,
     EVENT_IDENTITY_KINDS,
+    DriverSql,
     IdentityGraph,
     IdentityKey,
     derive_customer_id,
@@ -289,19 +290,21 @@ def _ingest_events(
     return BatchResult(accepted, len(rows) - accepted, rejected, resolution.conflicts)
 
 
+_EVENT_COLUMNS = (
+    ("event_id", "text"),
+    ("name", "text"),
+    ("customer_id", "text"),
+    ("at", "timestamptz"),
+    ("properties", "jsonb"),
+    ("received_at", "timestamptz"),
+)
+
+
 def _insert_events(connection: Connection, rows: list[list[Any]], now: datetime) -> int:
-    if connection.dialect.name == "sqlite":
-        received: object = _sqlite_timestamp(now)
-        values = "?, ?, ?, ?, ?, ?"
-    else:
-        received = now
-        values = "%s, %s, %s, %s, CAST(%s AS jsonb), %s"
-    result = connection.exec_driver_sql(
-        "INSERT INTO events (event_id, name, customer_id, at, properties, received_at) "
-        f"VALUES ({values}) ON CONFLICT (event_id) DO NOTHING",
-        [(*row, received) for row in rows],
-    )
-    return int(result.rowcount)
+    sql = DriverSql(connection)
+    received = sql.timestamp(now)
+    values = [(*row, received) for row in rows]
+    return sql.insert_ignore(connection, "events", _EVENT_COLUMNS, values, "event_id")
 
 
 # --- profiles -----------------------------------------------------------------------------

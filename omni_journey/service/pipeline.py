@@ -67,6 +67,7 @@ def build_runner(
         project.segments,
         batch_size=settings.batch_size,
         global_cap=global_cap(settings),
+        trigger_max_age=timedelta(hours=settings.trigger_max_age_hours),
         **kwargs,
     )
 

@@ -176,6 +176,7 @@ class JourneyRunner:
         global_cap: FrequencyCap | None = None,
         policy: RulePolicy | None = None,
         evaluate_trigger_segments: bool = True,
+        trigger_max_age: timedelta | None = timedelta(days=1),
     ) -> None:
         self.engine = engine
         self.journeys = dict(journeys)
@@ -184,6 +185,7 @@ class JourneyRunner:
         self.global_cap = global_cap
         self.policy = policy or RulePolicy()
         self.evaluate_trigger_segments = evaluate_trigger_segments
+        self.trigger_max_age = trigger_max_age
         self._compiled: dict[int, CompiledJourney] = {}
 
     # --- the pass ---------------------------------------------------------------
@@ -332,11 +334,16 @@ class JourneyRunner:
         report: PassReport,
     ) -> None:
         journey = self._journey(connection, version_id)
-        # catalogue events (a price drop for a sku) are fanned out per customer first
+        # catalogue events (a price drop for a sku) are fanned out per customer first;
+        # a trigger event older than trigger_max_age when first seen (a backfill, a
+        # journey launched after the fact) enters nobody
+        oldest = now - self.trigger_max_age if self.trigger_max_age is not None else None
         triggers = [
             e
             for e in events
-            if _is_trigger(journey.spec, e) and e.customer_id != CATALOGUE_CUSTOMER_ID
+            if _is_trigger(journey.spec, e)
+            and e.customer_id != CATALOGUE_CUSTOMER_ID
+            and (oldest is None or e.at >= oldest)
         ]
         if not triggers:
             return

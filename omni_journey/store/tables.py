@@ -16,6 +16,7 @@ from sqlmodel import Field, SQLModel
 from omni_journey.store.types import JSONDict, UTCDateTime
 
 __all__ = [
+    "ChannelModelArtefact",
     "Consent",
     "Customer",
     "Enrollment",
@@ -311,3 +312,25 @@ class PurchaseCycle(SQLModel, table=True):
     cancelled: int = 0  # cycles superseded by a purchase before they fired
     event_id: str | None = Field(default=None, max_length=255)
     updated_at: datetime = _ts()
+
+
+class ChannelModelArtefact(SQLModel, table=True):
+    """A trained channel model (writer: channels.artefacts). The files live under
+    ``<OMNI_HOME>/models/<path>``; ``sha256`` is the digest of the weights file, checked
+    on load. The newest ``active`` row is the model in use; older ones are ``retired``."""
+
+    __tablename__ = "channel_models"
+
+    id: int | None = Field(default=None, primary_key=True)
+    version: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    kind: str = Field(max_length=32)
+    feature_version: str = Field(max_length=64)
+    path: str = Field(max_length=512)
+    sha256: str = Field(max_length=64)
+    status: str = Field(default="active", max_length=16, index=True)  # active | retired
+    trained_at: datetime = _ts()
+    data_from: datetime | None = _ts(nullable=True)
+    data_until: datetime | None = _ts(nullable=True)
+    metrics: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONDict, nullable=False)
+    )

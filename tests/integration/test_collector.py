@@ -38,10 +38,11 @@ LIMIT = 4096
 
 
 @contextmanager
-def serving(engine: Engine, settings: Settings) -> Iterator[str]:
-    """The collector on a real uvicorn server in a thread, on a free port; its base URL."""
+def serving(engine: Engine, settings: Settings, **app_options: Any) -> Iterator[str]:
+    """The collector on a real uvicorn server in a thread, on a free port; its base URL.
+    ``app_options`` go to ``create_app`` (an SNS verifier, a subscription confirmer)."""
     config = uvicorn.Config(
-        create_app(engine, settings, lambda: NOW),
+        create_app(engine, settings, lambda: NOW, **app_options),
         host="127.0.0.1",
         port=0,
         ws="none",

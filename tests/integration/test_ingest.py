@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -762,3 +765,19 @@ def test_track_and_identify(store: Engine, api_settings: Settings) -> None:
     assert "not-an-email" not in str(rejected.value)
     with pytest.raises(IngestError, match="invalid-timestamp"):
         omni_journey.track("x", "c-1", at=datetime(2026, 5, 1), settings=api_settings)
+
+
+def test_importing_the_package_stays_free_of_side_effects() -> None:
+    code = (
+        "import sys, omni_journey\n"
+        "assert 'sqlalchemy' not in sys.modules and 'omni_journey.api' not in sys.modules\n"
+        "assert {'track', 'identify'} <= set(dir(omni_journey))\n"
+        "assert callable(omni_journey.track) and 'omni_journey.api' in sys.modules\n"
+        "assert not hasattr(omni_journey, 'nope')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNI_")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(omni_journey.__all__) == ["__version__", "identify", "track"]

@@ -17,6 +17,7 @@ from omni_journey.delivery import dispatch
 from omni_journey.delivery.ses import SesProvider
 from omni_journey.delivery.sms import SmsVoiceV2Provider, SnsSmsProvider
 from omni_journey.delivery.whatsapp import WhatsAppProvider
+from omni_journey.links import LinkSigner
 from omni_journey.settings import Settings
 from tests.integration.delivery.conftest import SENDER, moto_data
 from tests.support.aws_proxy import AwsProxy
@@ -65,7 +66,11 @@ def test_ses_sends_raw_mime_with_one_click_unsubscribe(
     email = Parser(policy=policy.default).parsestr(raw["raw_data"])
     assert email["To"] == "ana@example.com" and email["From"] == SENDER
     assert email["Subject"] == "Hello Ana"
-    assert email["List-Unsubscribe"].startswith("<https://shop.example.com/unsubscribe?token=")
+    link = email["List-Unsubscribe"]
+    assert LinkSigner.from_settings(settings).verify(link[1:-1]).customer_id == "c-1"
+    # unencoded and on one line in the raw message SES stored, as mail clients need it
+    assert f"List-Unsubscribe: {link}" in raw["raw_data"].splitlines()
+    assert len(f"List-Unsubscribe: {link}") > 78  # where Python's folder used to encode it
     assert email["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert email.get_body(("html",)) is not None and email.get_body(("plain",)) is not None
 

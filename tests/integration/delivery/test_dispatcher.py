@@ -25,6 +25,8 @@ from omni_journey.delivery.outbox import claim, mark_in_flight
 from omni_journey.delivery.ratelimit import TokenBucket
 from omni_journey.delivery.sms import SnsSmsProvider
 from omni_journey.errors import TransientDeliveryError
+from omni_journey.links import LinkClaims, LinkSigner
+from omni_journey.render import RenderContext, Renderer, customer_profile
 from omni_journey.settings import Settings
 from omni_journey.store.tables import Event, Identity, Suppression
 from tests.support.outbox import (
@@ -103,7 +105,11 @@ def test_file_outbox_writes_files_a_person_can_open(store: Engine, tmp_path: Pat
     parsed = BytesParser(policy=policy.default).parsebytes(emls[0].read_bytes())
     assert parsed["Subject"] == "Hello Ana"
     assert parsed["To"] == "ana@example.com"
-    assert parsed["List-Unsubscribe"].startswith("<https://shop.example.com/unsubscribe?token=")
+    # the renderer gave no link: the dispatcher signs one, in the one link format
+    link = parsed["List-Unsubscribe"]
+    assert link.startswith(f"<{settings.link_base_url}/u/") and link.endswith(">")
+    claims = LinkSigner.from_settings(settings).verify(link[1:-1])
+    assert claims == LinkClaims("unsubscribe", "c-1", "email", "welcome")
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert parsed.get_body(("plain",)).get_content().strip() == "Hello Ana"
     assert "<b>Ana</b>" in parsed.get_body(("html",)).get_content()
@@ -368,7 +374,9 @@ def test_rate_limit_paces_batches_with_the_injected_clock(store: Engine, tmp_pat
     assert clock.slept == [1.0, 1.0]  # 10 in the burst, then 10 a second
 
 
-def test_a_render_error_retries_that_message_only(store: Engine, tmp_path: Path) -> None:
+def test_an_unexpected_renderer_exception_retries_that_message_only(
+    store: Engine, tmp_path: Path
+) -> None:
     settings = _settings(tmp_path)
     add_customer(store, "c-1", email="a@example.com")
     add_customer(store, "c-2", email="b@example.com", attributes={"broken": True})
@@ -387,6 +395,81 @@ def test_a_render_error_retries_that_message_only(store: Engine, tmp_path: Path)
     assert (report.sent, report.retried) == (1, 1)
     row = messages(store)["k-2"]
     assert (row.status, row.attempts, row.error) == ("pending", 1, "render: render_error: KeyError")
+
+
+def test_a_render_error_fails_that_message_once_with_its_code(
+    store: Engine, tmp_path: Path
+) -> None:
+    """A template that cannot render for a customer renders the same next time: the
+    message fails at once with the render code, no retry loop."""
+    settings = _settings(tmp_path, dispatch_max_attempts=6)
+    templates = tmp_path / "templates"
+    (templates / "welcome").mkdir(parents=True)
+    (templates / "welcome" / "message.yaml").write_text(
+        'subject: "Hi {{ customer.first_name }}"\nheadline: Hello\nbody: Welcome.\n'
+    )
+    add_customer(store, "c-1", email="a@example.com", attributes={"first_name": "Ana"})
+    add_customer(store, "c-2", email="b@example.com")  # no first_name
+    add_message(store, "k-1", "c-1", "email")
+    add_message(store, "k-2", "c-2", "email")
+    provider = RecordingProvider()
+    real = Renderer.from_settings(templates, settings)
+
+    def renderer(message: Any, customer: Any) -> Any:
+        profile = customer_profile(customer.id, customer.attributes)
+        return real.render(message.message_key, message.channel, RenderContext(profile))
+
+    report = _dispatch(store, _all(provider), renderer, now=T0, settings=settings,
+                      worker_id="w1")  # fmt: skip
+
+    assert (report.sent, report.failed, report.retried) == (1, 1, 0)
+    assert report.errors == {"render:undefined-variable": 1}
+    row = messages(store)["k-2"]
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert row.error.startswith("render: undefined-variable: ")
+    [failed] = _events(store, "message.failed")
+    assert (failed.properties["transient"], failed.properties["reason"]) == (
+        False,
+        "undefined-variable",
+    )
+    # the message that rendered carries the renderer's own signed unsubscribe link
+    [sent] = provider.sent
+    assert (
+        sent.unsubscribe_url
+        == real.render(
+            "welcome", "email", RenderContext(customer_profile("c-1", {"first_name": "Ana"}))
+        ).unsubscribe_url
+    )  # type: ignore[union-attr]
+    # nothing is left to retry
+    later = _dispatch(store, _all(provider), renderer, now=T0 + timedelta(days=1),
+                      settings=settings, worker_id="w1")  # fmt: skip
+    assert later.claimed == 0
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_a_renderer_error_may_say_whether_it_is_permanent(
+    sqlite_store: Engine, tmp_path: Path, flag: bool
+) -> None:
+    class TemplateGone(Exception):
+        code = "template-missing"
+        permanent = flag
+
+    add_customer(sqlite_store, "c-1", email="a@example.com")
+    add_message(sqlite_store, "k-1", "c-1", "email")
+
+    def renderer(message: Any, customer: Any) -> Any:
+        raise TemplateGone()
+
+    report = _dispatch(sqlite_store, _all(RecordingProvider()), renderer, now=T0,
+                      settings=_settings(tmp_path), worker_id="w1")  # fmt: skip
+
+    row = messages(sqlite_store)["k-1"]
+    if flag:
+        assert (row.status, row.error) == ("failed", "render: template-missing")
+        assert report.failed == 1
+    else:
+        assert (row.status, row.error) == ("pending", "render: render_error: TemplateGone")
+        assert report.retried == 1
 
 
 def test_whatsapp_window_comes_from_the_last_inbound_message(store: Engine, tmp_path: Path) -> None:

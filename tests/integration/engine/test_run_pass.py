@@ -182,3 +182,12 @@ def test_a_scheduled_audience_enters_the_segment_once_per_period(shop: Shop) -> 
     assert sorted(m.customer_id for m in shop.messages()) == ["c-0", "c-1", "c-2"]
     runner.run(T0 + timedelta(days=7))  # a week on, past 09:00: due again
     assert len(shop.messages()) == 6
+
+
+def test_old_trigger_events_enter_nobody(shop: Shop) -> None:
+    _cart_shop(shop, customers=2)  # carts at T0
+    runner = JourneyRunner(shop.engine, {"cart_abandonment": CART}, {})
+    report = runner.run(T0 + timedelta(days=2))  # first seen two days later
+    assert report.total("entered") == 0
+    shop.events([event("add-late", "product.added", "c-0", T0 + timedelta(days=2))])
+    assert runner.run(T0 + timedelta(days=2, minutes=1)).total("entered") == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -109,3 +111,20 @@ def test_every_segment_is_evaluated_on_its_own(store: Engine) -> None:
             )
         ).all()
     assert [tuple(row) for row in rows] == [("gold", "a"), ("viewers", "b")]
+
+
+def test_overlapping_evaluations_report_each_change_once(store: Engine) -> None:
+    add_customers(store, *[f"c{n}" for n in range(50)], tier="gold")
+    evaluate_segments(store, SEGMENTS, now=NOW, keys=["gold"])  # the baseline
+    add_customers(store, *[f"d{n}" for n in range(50)], tier="gold")
+    barrier = threading.Barrier(4)
+
+    def run() -> list[str]:
+        barrier.wait()
+        return evaluate_segments(store, SEGMENTS, now=NOW + HOUR, keys=["gold"])["gold"].entered
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: run(), range(4)))
+    entered = sorted(cid for found in results for cid in found)
+    assert entered == sorted(f"d{n}" for n in range(50))  # once, by whichever ran first
+    assert len(emitted(store, SEGMENT_ENTERED)) == 50

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, String, cast, create_engine, literal, select
 from sqlalchemy.dialects.postgresql import JSONB
@@ -25,7 +25,7 @@ from omni_journey.spec.conditions import AttributeCondition, Comparison
 KEYS = ["a", "b", "a.b"]
 PATHS = ["a", "b", "a.b", "b.a", "a.b.a"]
 # A small vocabulary, so that true meets 1, 1 meets 1.0 and "1" meets 1 often.
-SCALARS = [None, True, False, 0, 1, 1.0, 1.5, "1", "x", "xy", ""]
+SCALARS = [None, True, False, 0, 1, 1.0, 1.5, "1", "x", "xy", "", "[]"]
 scalars = st.sampled_from(SCALARS)
 
 
@@ -159,6 +159,10 @@ def attribute_conditions(draw: st.DrawFn) -> AttributeCondition:
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(condition=attribute_conditions(), attributes=documents)
+@example(AttributeCondition(attribute="a", equals="[]"), {"a": []})  # a list is not its text
+@example(AttributeCondition(attribute="a", equals=1), {"a": True})  # true is not 1
+@example(AttributeCondition(attribute="a", gte=1.0), {"a": "x"})  # text sorts above numbers
+@example(AttributeCondition.model_validate({"attribute": "a", "not_in": [None]}), {})
 def test_sql_attribute_tests_agree_with_facts(
     connection: Connection, condition: AttributeCondition, attributes: dict[str, Any]
 ) -> None:

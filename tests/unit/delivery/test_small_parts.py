@@ -1,4 +1,4 @@
-"""Token bucket, signed links, E.164, opt-out keywords, webhook signatures, MIME."""
+"""Token bucket, E.164, opt-out keywords, webhook signatures (MIME: test_mime.py)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,11 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime
-from email import policy
-from email.parser import BytesParser
 
 import httpx
 import pytest
 
 from omni_journey.delivery import Content, OutgoingMessage
-from omni_journey.delivery.links import read_unsubscribe_token, unsubscribe_token
-from omni_journey.delivery.mime import build_email
 from omni_journey.delivery.optout import is_opt_out
 from omni_journey.delivery.ratelimit import TokenBucket
 from omni_journey.delivery.sms import is_e164
@@ -47,13 +43,6 @@ def test_token_bucket_allows_a_burst_then_the_rate() -> None:
 
 def test_unlimited_bucket_never_sleeps() -> None:
     assert TokenBucket(None).acquire(10_000) == 0.0
-
-
-def test_unsubscribe_tokens_are_signed() -> None:
-    token = unsubscribe_token("s3cret", "c-42", "email")
-    assert read_unsubscribe_token("s3cret", token) == ("c-42", "email")
-    assert read_unsubscribe_token("other", token) is None
-    assert read_unsubscribe_token("s3cret", token[:-2] + "xx") is None
 
 
 @pytest.mark.parametrize(
@@ -110,18 +99,3 @@ def test_webhook_timeout_is_transient() -> None:
     provider = WebhookProvider(httpx.Client(transport=httpx.MockTransport(handler)), secret="k")
     [result] = provider.send_batch([_message(payload={})])
     assert isinstance(result.error, TransientDeliveryError) and result.error.code == "timeout"
-
-
-def test_email_mime_has_both_parts_and_one_click_unsubscribe() -> None:
-    message = OutgoingMessage(
-        id=1, idempotency_key="k", channel="email", customer_id="c", to="ana@example.com",
-        content=Content(subject="Olá ☀", html="<p>Olá</p>", text="Olá"), at=AT,
-        unsubscribe_url="https://x.example/u?token=abc",
-    )  # fmt: skip
-    raw = build_email(message, sender="Shop <shop@example.com>").as_bytes()
-    parsed = BytesParser(policy=policy.default).parsebytes(raw)
-    assert parsed["Subject"] == "Olá ☀"
-    assert parsed["List-Unsubscribe"] == "<https://x.example/u?token=abc>"
-    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert parsed.get_content_type() == "multipart/alternative"
-    assert parsed.get_body(("plain",)).get_content().strip() == "Olá"

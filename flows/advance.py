@@ -1,0 +1,190 @@
+"""``advance``: one pass over the journeys (all, or one), one task per journey.
+
+Each task holds the journey's Prefect concurrency slot (``advance-<journey>``, created
+with 1 slot on first use) while :class:`~omni_journey.service.run.JourneyRunner` enters
+customers from new trigger events, applies exits, goals and waits, wakes due
+enrollments and queues sends in the outbox, batch by batch. Deployment triggers start
+it for one journey within seconds of its trigger event; the every-minute schedule runs
+all journeys as a safety net (waits that come due, anything a throttle left behind).
+
+Artifacts: a per-step table for every journey advanced (key ``advance-<journey>``), a
+markdown summary of the pass, and progress when there is more than one journey.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, tags, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
+from prefect.logging import get_run_logger
+from sqlalchemy import Engine
+
+from flows._artifacts import (
+    JourneyPass,
+    Progress,
+    journey_step_rows,
+    last_log_id,
+    markdown_table,
+    publish_summary,
+    publish_table,
+    summarize,
+)
+from flows._common import (
+    ensure_journey_locks,
+    journey_lock,
+    journey_tags,
+    resolve_now,
+    retry_transient,
+    run_name,
+    stamp,
+    tag_flow_run,
+)
+from omni_journey.service.pipeline import build_runner, load_valid_project
+from omni_journey.service.run import JourneyRunner
+from omni_journey.settings import Settings, get_settings
+from omni_journey.spec.project import Project
+from omni_journey.store import open_store
+
+__all__ = ["AdvanceError", "advance", "advance_journey"]
+
+TASK_TIMEOUT_SECONDS = 1800
+LOCK_TIMEOUT_SECONDS = 600
+
+
+class AdvanceError(RuntimeError):
+    """Some journeys could not be advanced (their tasks failed; the others went on)."""
+
+
+@task(
+    name="advance-journey",
+    task_run_name="advance-{journey_key}",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=retry_transient,
+    timeout_seconds=TASK_TIMEOUT_SECONDS,
+    cache_policy=NO_CACHE,
+)
+def advance_journey(runner: JourneyRunner, journey_key: str, now: datetime) -> JourneyPass:
+    """Advance one journey as of ``now`` under its concurrency slot; idempotent, so a
+    retry after a crash redoes only what was not committed."""
+    logger = get_run_logger()
+    with journey_lock(journey_key, timeout_seconds=LOCK_TIMEOUT_SECONDS):
+        before = last_log_id(runner.engine)
+        report = runner.run(now, only=[journey_key])
+        steps = journey_step_rows(runner.engine, runner.journeys[journey_key], after_log_id=before)
+    counts = dict(report.journeys.get(journey_key, {}))
+    logger.info("%s: %s", journey_key, summarize(counts))
+    return JourneyPass(journey_key, counts, steps)
+
+
+def _keys(project: Project, journey: str | None) -> list[str]:
+    if journey is not None:
+        project.journey(journey)  # SpecError naming the file, or "did you mean"
+        return [journey]
+    return sorted(key for key, spec in project.journeys.items() if spec.enabled)
+
+
+def _advance(
+    engine: Engine, project: Project, settings: Settings, keys: list[str], at: datetime
+) -> tuple[list[JourneyPass], dict[str, str]]:
+    runner = build_runner(engine, project, settings)
+    progress = Progress(f"Advancing {len(keys)} journeys") if len(keys) > 1 else None
+    passes: list[JourneyPass] = []
+    failed: dict[str, str] = {}
+    for number, key in enumerate(keys, start=1):
+        with tags(*journey_tags(project.journeys[key])):
+            state: State[Any] = advance_journey(runner, key, at, return_state=True)
+        if state.is_completed():
+            passes.append(state.result())
+        else:
+            failed[key] = state.message or state.name or "failed"
+        if progress is not None:
+            progress.update(number, len(keys))
+    return passes, failed
+
+
+def _publish(passes: list[JourneyPass], failed: dict[str, str], at: datetime, subject: str) -> None:
+    when = stamp(at)
+    for result in passes:
+        publish_table(
+            result.steps,
+            key=("advance", result.journey),
+            description=f"{result.journey} at {when}: what this pass did per step, "
+            "and who waits where now",
+        )
+    totals = [
+        {
+            "journey": p.journey,
+            "entered": p.counts.get("entered", 0),
+            "queued": p.counts.get("queued", 0),
+            "skipped": p.counts.get("skipped", 0),
+            "deferred": p.counts.get("deferred", 0),
+            "converted": p.counts.get("converted", 0),
+            "exited": p.counts.get("exited", 0) + p.counts.get("completed", 0),
+        }
+        for p in passes
+    ]
+    lines = [f"# Journey pass at {when} UTC", "", markdown_table(totals), ""]
+    for p in passes:
+        lines.append(f"- **{p.journey}**: {summarize(p.counts)}")
+    for key, reason in sorted(failed.items()):
+        lines.append(f"- **{key}**: FAILED: {reason}")
+    publish_summary(
+        "\n".join(lines),
+        key=("advance", subject, "summary"),
+        description=f"Journey pass at {when}",
+    )
+
+
+@flow(
+    name="advance",
+    flow_run_name=run_name("advance", "journey"),
+    timeout_seconds=3 * 3600,
+)
+def advance(journey: str | None = None, now: datetime | None = None) -> dict[str, dict[str, int]]:
+    """Advance every enabled journey, or only ``journey``, as of ``now`` (default: the
+    clock). Returns each journey's counters (entered, queued:<channel>, skipped:<reason>,
+    deferred, exited, converted...)."""
+    logger = get_run_logger()
+    at = resolve_now(now)
+    settings = get_settings()
+    project = load_valid_project(settings)
+    keys = _keys(project, journey)
+    if journey is not None:
+        tag_flow_run(journey_tags(project.journeys[journey]))
+    if not keys:
+        logger.info("no enabled journeys in %s", settings.project_dir)
+        return {}
+    ensure_journey_locks(keys)
+    engine = open_store(settings.resolved_database_url)
+    try:
+        passes, failed = _advance(engine, project, settings, keys, at)
+    finally:
+        engine.dispose()
+    _publish(passes, failed, at, journey or "all")
+    logger.info(
+        "advanced %d journeys: %s",
+        len(passes),
+        summarize(_total(p.counts for p in passes)),
+    )
+    if failed:
+        raise AdvanceError(
+            "could not advance "
+            + "; ".join(f"{key}: {reason}" for key, reason in sorted(failed.items()))
+        )
+    return {p.journey: p.counts for p in passes}
+
+
+def _total(counts: Any) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for counter in counts:
+        for name, value in counter.items():
+            total[name] = total.get(name, 0) + value
+    return total
+
+
+if __name__ == "__main__":
+    advance()

@@ -1,0 +1,341 @@
+"""The learned channel policy: expected value minus cost, with a little exploration.
+
+For a ``best`` send, each eligible channel ``c`` scores ``value * p_c - cost_c`` where
+``p_c`` is the model's calibrated probability that a send on ``c`` converts. The policy
+draws from an epsilon-greedy distribution: the best-scoring channel with probability
+``1 - epsilon``, a uniformly random eligible channel otherwise (``epsilon`` a few
+percent). The distribution, each score and the chosen channel's propensity are logged,
+so any policy can later be evaluated offline on these decisions.
+
+Without a model (none trained yet, or it cannot be loaded: the error is logged) the
+rule decides (:func:`~omni_journey.channels.policy.rule_channel`), still exploring with
+``cold_epsilon`` so the first model has something to learn from; set it to 0 for the
+pure rule. Fixed channels and fallback lists never consult the model.
+
+Draws are deterministic per send: the random numbers come from a hash of the send's
+idempotency key, so a re-run of the same pass makes the same decisions.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import Connection
+
+from omni_journey.channels.artefacts import ModelLoader
+from omni_journey.channels.features import CHANNELS, FloatArray, History, load_history
+from omni_journey.channels.model import ChannelModel
+from omni_journey.channels.policy import Decision, rule_channel
+from omni_journey.channels.sendtime import best_send_time
+from omni_journey.engine.types import SendMessage
+from omni_journey.settings import Settings
+from omni_journey.spec.models import QuietHours
+
+__all__ = ["LearnedPolicy", "Request", "Scored", "parse_costs"]
+
+_INDEX = {c: i for i, c in enumerate(CHANNELS)}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One send to decide: the engine's ``SendMessage`` without the journey plumbing."""
+
+    customer_id: str
+    message: str
+    channels: tuple[str, ...]
+    choice: str
+    key: str
+    send_at: str = "now"
+
+    @classmethod
+    def of(cls, send: SendMessage) -> Request:
+        return cls(
+            send.customer_id,
+            send.message,
+            tuple(send.channels),
+            send.choice,
+            send.idempotency_key,
+            send.send_at,
+        )
+
+
+def parse_costs(text: str) -> dict[str, float]:
+    """``"email=0.001,sms=0.05"`` as {channel: cost}; channels not named cost 0."""
+    costs = dict.fromkeys(CHANNELS, 0.0)
+    for pair in text.split(","):
+        if "=" in pair:
+            name, value = pair.split("=", 1)
+            costs[name.strip()] = float(value)
+    return costs
+
+
+def _uniform(salt: str, key: str, purpose: str) -> float:
+    digest = hashlib.blake2b(f"{salt}|{key}|{purpose}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+class LearnedPolicy:
+    """See the module doc. ``model`` pins a model (tests, benchmarks); otherwise the
+    active model is loaded from the registry and ``models_dir`` on first use."""
+
+    name = "learned-v1"
+
+    def __init__(
+        self,
+        *,
+        models_dir: Path | None = None,
+        model: ChannelModel | None = None,
+        value: float = 25.0,
+        costs: Mapping[str, float] | None = None,
+        epsilon: float = 0.05,
+        cold_epsilon: float = 0.1,
+        send_time_explore: float = 0.05,
+        attribution_hours: float = 72.0,
+        salt: str = "omni-journey",
+    ) -> None:
+        self.loader = ModelLoader(models_dir) if models_dir is not None and model is None else None
+        self.model = model
+        self.value = value
+        self.costs = dict(costs) if costs is not None else dict.fromkeys(CHANNELS, 0.0)
+        self.epsilon = epsilon
+        self.cold_epsilon = cold_epsilon
+        self.send_time_explore = send_time_explore
+        self.attribution_hours = attribution_hours
+        self.salt = salt
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LearnedPolicy:
+        return cls(
+            models_dir=settings.home / "models",
+            value=settings.channel_conversion_value,
+            costs=parse_costs(settings.channel_costs),
+            epsilon=settings.channel_epsilon,
+            cold_epsilon=settings.channel_cold_epsilon,
+            send_time_explore=settings.channel_send_time_explore,
+            attribution_hours=settings.channel_attribution_hours,
+        )
+
+    # --- the runner's interface -----------------------------------------------------------
+
+    def choose(self, channels: Sequence[str], choice: str) -> Decision:
+        """One send without customer context: the rule (no exploration, nothing to learn)."""
+        if not channels:
+            raise ValueError("no eligible channel: the engine should have skipped this send")
+        chosen = rule_channel(channels) if choice == "best" else channels[0]
+        scores = {c: (1.0 if c == chosen else 0.0) for c in channels}
+        return Decision(
+            channel=chosen,
+            eligible=tuple(channels),
+            scores=scores,
+            probabilities=dict(scores),
+            propensity=1.0,
+            policy=self.name,
+            reason=_rule_reason(choice, channels) + " (no customer context)",
+            choice=choice,
+        )
+
+    def choose_many(
+        self,
+        connection: Connection,
+        sends: Sequence[SendMessage],
+        now: datetime,
+        *,
+        quiet_hours: QuietHours | None = None,
+    ) -> list[Decision]:
+        """Decide a batch of the engine's sends: one history load for all customers."""
+        if not sends:
+            return []
+        requests = [Request.of(s) for s in sends]
+        customers = sorted({r.customer_id for r in requests})
+        history = load_history(connection, customers, now, attribution_hours=self.attribution_hours)
+        model = self.model
+        if model is None and self.loader is not None:
+            model = self.loader.get(connection)
+        where = {c: i for i, c in enumerate(customers)}
+        rows = history.take(np.array([where[r.customer_id] for r in requests], dtype=np.int64))
+        return self.decide(rows, requests, now, model=model, quiet_hours=quiet_hours)
+
+    # --- the decision itself ----------------------------------------------------------------
+
+    def score(
+        self, history: History | None, requests: Sequence[Request], model: ChannelModel | None
+    ) -> Scored:
+        """Probabilities, scores and the distribution to draw from, for every request."""
+        n, k = len(requests), len(CHANNELS)
+        eligible = np.array([[c in r.channels for c in CHANNELS] for r in requests], dtype=bool)
+        eligible = eligible.reshape(n, k)
+        p = np.full((n, k), np.nan)
+        if model is not None and n:
+            if history is None:
+                raise ValueError("a model needs the customers' history to score them")
+            p = model.predict(history, [r.message for r in requests])
+        cost = np.array([self.costs.get(c, 0.0) for c in CHANNELS])
+        scores = np.where(eligible, self.value * p - cost, np.nan)
+        scored = eligible & ~np.isnan(scores)
+        rule = np.array([_rule_index(r.channels) for r in requests], dtype=np.int64)
+        modelled = scored.any(axis=1)
+        greedy = np.where(
+            modelled, np.argmax(np.where(scored, scores, -np.inf), axis=1), rule
+        ).astype(np.int64)
+        epsilon = np.where(modelled, self.epsilon, self.cold_epsilon)
+        count = eligible.sum(axis=1)
+        epsilon = np.where(count > 1, epsilon, 0.0)
+        dist = np.where(eligible, epsilon[:, None] / np.maximum(count, 1)[:, None], 0.0)
+        dist[np.arange(n), greedy] += 1.0 - epsilon
+        return Scored(p, scores, dist, greedy, epsilon, np.asarray(modelled, dtype=bool))
+
+    def decide(
+        self,
+        history: History | None,
+        requests: Sequence[Request],
+        now: datetime,
+        *,
+        model: ChannelModel | None,
+        quiet_hours: QuietHours | None = None,
+    ) -> list[Decision]:
+        """Decisions for ``requests`` whose contexts are ``history`` rows (same order).
+        Without a model, ``history`` may be ``None`` unless a request asks for a send time."""
+        scored = self.score(history, requests, model)
+        if model is not None:
+            population = model.population_hours
+        elif history is not None:
+            population = history.hours.sum(axis=0) + 1.0
+        else:
+            population = np.ones(24)
+        error = self.loader.error if self.loader is not None and model is None else None
+        rows = list(
+            zip(
+                scored.p.tolist(),
+                scored.scores.tolist(),
+                scored.dist.tolist(),
+                scored.greedy.tolist(),
+                scored.epsilon.tolist(),
+                scored.modelled.tolist(),
+                strict=True,
+            )
+        )
+        decisions = []
+        for i, request in enumerate(requests):
+            decision = self._one(request, rows[i], model, error)
+            if request.send_at == "best":
+                if history is None:
+                    raise ValueError("send_at: best needs the customers' history")
+                rng = random.Random(_uniform(self.salt, request.key, "send_time"))
+                at = best_send_time(
+                    history.hours[i].tolist(),
+                    population.tolist(),
+                    now,
+                    _zone(history.timezones[i]),
+                    quiet_hours,
+                    rng,
+                    explore=self.send_time_explore,
+                )
+                decision = replace(decision, send_after=at)
+            decisions.append(decision)
+        return decisions
+
+    def _one(
+        self,
+        request: Request,
+        row: tuple[list[float], list[float], list[float], int, float, bool],
+        model: ChannelModel | None,
+        error: str | None,
+    ) -> Decision:
+        p, score, dist, greedy, epsilon, modelled = row
+        channels = request.channels
+        known = _known(channels)
+        if not channels:
+            raise ValueError("no eligible channel: the engine should have skipped this send")
+        scores = {c: score[_INDEX[c]] for c in known if score[_INDEX[c]] == score[_INDEX[c]]}
+        extra: dict[str, Any] = {
+            "p_convert": {c: p[_INDEX[c]] for c in scores},
+            "value": self.value,
+        }
+        if error:
+            extra["model_error"] = error
+        common: dict[str, Any] = {
+            "eligible": tuple(channels),
+            "policy": self.name,
+            "model_version": model.version if model is not None else None,
+            "extra": extra,
+            "choice": request.choice,
+        }
+        if request.choice != "best" or len(known) < 2 or len(known) < len(channels):
+            chosen = rule_channel(channels) if request.choice == "best" else channels[0]
+            one_hot = {c: float(c == chosen) for c in channels}
+            return Decision(
+                channel=chosen,
+                scores=scores or one_hot,
+                probabilities=one_hot,
+                propensity=1.0,
+                reason=_rule_reason(request.choice, channels),
+                **common,
+            )
+        explored = _uniform(self.salt, request.key, "explore") < epsilon
+        if explored:
+            pick = int(_uniform(self.salt, request.key, "channel") * len(known))
+            chosen = known[min(pick, len(known) - 1)]
+        else:
+            chosen = CHANNELS[greedy]
+        if modelled:
+            reason = "model: highest expected value minus cost"
+        else:
+            reason = "rule: cheapest eligible channel" + (" (model unavailable)" if error else "")
+        return Decision(
+            channel=chosen,
+            scores=scores or {c: float(c == CHANNELS[greedy]) for c in known},
+            probabilities={c: dist[_INDEX[c]] for c in known},
+            propensity=dist[_INDEX[chosen]],
+            explored=explored,
+            reason=reason,
+            **common,
+        )
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What :meth:`LearnedPolicy.score` computes, each (n, channels) unless noted."""
+
+    p: FloatArray  # conversion probability (nan: no model or untrained channel)
+    scores: FloatArray  # value * p - cost (nan where not a scored candidate)
+    dist: FloatArray  # the distribution drawn from
+    greedy: NDArray[np.int64]  # (n,) the best-scoring (or the rule's) channel
+    epsilon: FloatArray  # (n,) exploration probability
+    modelled: NDArray[np.bool_]  # (n,) the model scored at least one candidate
+
+
+@functools.lru_cache(maxsize=256)
+def _known(channels: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(c for c in channels if c in CHANNELS)
+
+
+@functools.lru_cache(maxsize=256)
+def _rule_index(channels: tuple[str, ...]) -> int:
+    return CHANNELS.index(rule_channel(_known(channels) or CHANNELS))
+
+
+def _unknown(channels: Sequence[str]) -> bool:
+    return any(c not in CHANNELS for c in channels)
+
+
+def _rule_reason(choice: str, channels: Sequence[str]) -> str:
+    if choice == "best":
+        return "rule: cheapest eligible channel" if len(channels) > 1 else "only eligible channel"
+    return "fixed channel" if choice in channels and len(channels) == 1 else "fallback order"

@@ -1,0 +1,146 @@
+"""The learned policy: expected value minus cost, exploration, the rule without a model."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from omni_journey.channels.learned import LearnedPolicy, Request, parse_costs
+from tests.unit.channels.support import AS_OF, constant_model, history
+
+COSTS = {"email": 0.001, "sms": 0.07, "push": 0.0, "whatsapp": 0.06}
+
+
+def _requests(n: int, channels: tuple[str, ...], choice: str = "best") -> list[Request]:
+    return [Request(f"c-{i}", "cart_reminder", channels, choice, f"key-{i}") for i in range(n)]
+
+
+def test_cold_start_without_a_model_is_the_rule_plus_logged_exploration() -> None:
+    policy = LearnedPolicy(value=25.0, costs=COSTS, cold_epsilon=0.2)
+    requests = _requests(4000, ("email", "sms", "push"))
+    decisions = policy.decide(None, requests, AS_OF, model=None)
+    chosen = Counter(d.channel for d in decisions)
+    explored = [d for d in decisions if d.explored]
+    assert 0.17 < len(explored) / len(decisions) < 0.23
+    assert all(d.channel == "push" for d in decisions if not d.explored)
+    assert chosen["sms"] > 0 and chosen["email"] > 0
+    first = decisions[0]
+    assert first.probabilities == pytest.approx(
+        {"email": 0.2 / 3, "sms": 0.2 / 3, "push": 0.8 + 0.2 / 3}
+    )
+    assert first.propensity == pytest.approx(first.probabilities[first.channel])
+    assert first.model_version is None
+    assert all(d.reason.startswith("rule:") for d in decisions)
+
+
+def test_cold_start_with_no_exploration_is_exactly_the_rule() -> None:
+    policy = LearnedPolicy(costs=COSTS, cold_epsilon=0.0)
+    decisions = policy.decide(None, _requests(200, ("sms", "whatsapp")), AS_OF, model=None)
+    assert {d.channel for d in decisions} == {"whatsapp"}
+    assert {d.propensity for d in decisions} == {1.0}
+    assert not any(d.explored for d in decisions)
+
+
+def test_a_model_picks_the_highest_value_minus_cost() -> None:
+    # sms converts best, but at 25 a conversion its cost makes push the better deal
+    model = constant_model({"email": 0.004, "sms": 0.010, "push": 0.008, "whatsapp": 0.002})
+    policy = LearnedPolicy(value=25.0, costs=COSTS, epsilon=0.0)
+    decisions = policy.decide(
+        history(50), _requests(50, ("email", "sms", "push")), AS_OF, model=model
+    )
+    assert {d.channel for d in decisions} == {"push"}
+    first = decisions[0]
+    assert first.scores["sms"] == pytest.approx(25 * 0.010 - 0.07, abs=1e-4)
+    assert first.scores["push"] == pytest.approx(25 * 0.008, abs=1e-4)
+    assert first.extra["p_convert"]["sms"] == pytest.approx(0.010, abs=1e-5)
+    assert first.model_version == "test-model"
+    assert first.reason.startswith("model:")
+    richer = LearnedPolicy(value=200.0, costs=COSTS, epsilon=0.0)
+    assert (
+        richer.decide(history(1), _requests(1, ("email", "sms", "push")), AS_OF, model=model)[
+            0
+        ].channel
+        == "sms"
+    )
+
+
+def test_exploration_draws_from_the_logged_distribution() -> None:
+    model = constant_model({"email": 0.004, "sms": 0.010, "push": 0.008})
+    policy = LearnedPolicy(value=25.0, costs=COSTS, epsilon=0.05)
+    n = 6000
+    decisions = policy.decide(
+        history(n), _requests(n, ("email", "sms", "push")), AS_OF, model=model
+    )
+    expected = decisions[0].probabilities
+    assert sum(expected.values()) == pytest.approx(1.0)
+    assert expected["push"] == pytest.approx(0.95 + 0.05 / 3)
+    counts = Counter(d.channel for d in decisions)
+    for channel, p in expected.items():
+        assert abs(counts[channel] / n - p) < 4 * np.sqrt(p * (1 - p) / n) + 1e-3
+    assert all(d.propensity == pytest.approx(d.probabilities[d.channel]) for d in decisions)
+
+
+def test_decisions_are_deterministic_per_send() -> None:
+    policy = LearnedPolicy(costs=COSTS, cold_epsilon=0.5)
+    a = policy.decide(None, _requests(300, ("email", "sms")), AS_OF, model=None)
+    b = policy.decide(None, _requests(300, ("email", "sms")), AS_OF, model=None)
+    assert [d.channel for d in a] == [d.channel for d in b]
+
+
+def test_one_eligible_channel_is_used_with_certainty() -> None:
+    model = constant_model({"sms": 0.02})
+    policy = LearnedPolicy(costs=COSTS, epsilon=0.3)
+    decisions = policy.decide(history(20), _requests(20, ("sms",)), AS_OF, model=model)
+    assert {(d.channel, d.propensity, d.explored) for d in decisions} == {("sms", 1.0, False)}
+    assert decisions[0].reason == "only eligible channel"
+
+
+def test_fixed_channels_and_fallback_lists_never_ask_the_model() -> None:
+    model = constant_model({"email": 0.001, "sms": 0.5})
+    policy = LearnedPolicy(costs=COSTS, epsilon=0.5)
+    fixed = policy.decide(history(5), _requests(5, ("email",), "email"), AS_OF, model=model)
+    assert {(d.channel, d.propensity, d.reason) for d in fixed} == {("email", 1.0, "fixed channel")}
+    fallback = policy.decide(
+        history(5), _requests(5, ("email", "sms"), "fallback"), AS_OF, model=model
+    )
+    assert {(d.channel, d.reason) for d in fallback} == {("email", "fallback order")}
+
+
+def test_untrained_channels_are_not_scored_but_can_be_explored() -> None:
+    model = constant_model({"email": 0.004, "push": 0.008, "sms": 0.5}, trained=["email", "push"])
+    policy = LearnedPolicy(value=25.0, costs=COSTS, epsilon=0.1)
+    decisions = policy.decide(
+        history(3000), _requests(3000, ("email", "sms", "push")), AS_OF, model=model
+    )
+    assert "sms" not in decisions[0].scores
+    assert all(d.channel == "push" for d in decisions if not d.explored)
+    assert any(d.channel == "sms" for d in decisions)
+
+
+def test_without_customer_context_the_learned_policy_is_the_rule() -> None:
+    decision = LearnedPolicy().choose(("sms", "email"), "best")
+    assert (decision.channel, decision.propensity) == ("email", 1.0)
+    assert "no customer context" in decision.reason
+
+
+def test_send_at_best_needs_history_and_returns_a_time_within_a_day() -> None:
+    policy = LearnedPolicy(costs=COSTS, send_time_explore=0.0)
+    hours = np.zeros((1, 24))
+    hours[0, 20] = 12.0  # engages at 20:00 UTC
+    request = Request("c-0", "cart_reminder", ("email",), "email", "k", send_at="best")
+    decision = policy.decide(history(1, hours=hours), [request], AS_OF, model=None)[0]
+    assert decision.send_after is not None
+    assert decision.send_after.hour == 20
+    with pytest.raises(ValueError, match="history"):
+        policy.decide(None, [request], AS_OF, model=None)
+
+
+def test_costs_setting_parses() -> None:
+    assert parse_costs("email=0.001, sms=0.07") == {
+        "email": 0.001,
+        "sms": 0.07,
+        "push": 0.0,
+        "whatsapp": 0.0,
+    }
