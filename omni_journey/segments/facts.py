@@ -8,7 +8,7 @@ the answers to the conditions a journey asks (branch arms, entry segments).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -33,7 +33,7 @@ from omni_journey.spec.conditions import (
 from omni_journey.spec.models import SegmentSpec
 from omni_journey.store.core import CONSENTS, CUSTOMERS, EVENTS, IDENTITIES, MESSAGES, SUPPRESSIONS
 
-__all__ = ["BatchFacts", "load_facts"]
+__all__ = ["BatchFacts", "LazyFacts", "lazy_facts", "load_facts"]
 
 _CHUNK = 500
 _HISTORY_EVENTS_LIMIT_DAYS = 400
@@ -180,6 +180,41 @@ def _attribute_holds(condition: AttributeCondition, attributes: Mapping[str, Any
             return False
         return _in_range(float(value), condition)  # AttributeCondition has gt/gte/lt/lte
     return True
+
+
+class LazyFacts:
+    """:class:`BatchFacts` loaded on the first question: a batch whose steps ask
+    nothing (delays, waits) costs no query at all."""
+
+    def __init__(self, load: Callable[[], BatchFacts]) -> None:
+        self._load = load
+        self._facts: BatchFacts | None = None
+
+    def _get(self) -> BatchFacts:
+        if self._facts is None:
+            self._facts = self._load()
+        return self._facts
+
+    def customer(self, customer_id: str) -> CustomerFacts:
+        return self._get().customer(customer_id)
+
+    def holds(self, condition: Condition, customer_id: str) -> bool:
+        return self._get().holds(condition, customer_id)
+
+    def in_segment(self, segment_key: str, customer_id: str) -> bool:
+        return self._get().in_segment(segment_key, customer_id)
+
+
+def lazy_facts(
+    connection: Connection,
+    customer_ids: Sequence[str],
+    *,
+    now: datetime,
+    segments: Mapping[str, SegmentSpec],
+) -> LazyFacts:
+    """:func:`load_facts` deferred until the engine first asks."""
+    ids = list(customer_ids)
+    return LazyFacts(lambda: load_facts(connection, ids, now=now, segments=segments))
 
 
 def load_facts(

@@ -1,0 +1,147 @@
+"""Rendering messages per channel: ``Renderer.render`` against raw Jinja.
+
+    .venv/bin/python -m bench.render --messages 5000
+
+For each channel (email, sms, push, whatsapp), renders ``cart_reminder`` N times, each
+for a different customer, through ``Renderer.from_settings(Path("templates"),
+Settings()).render`` (timed, one renderer, warm caches), then renders the same variant
+template text (``email.html`` with its layout and macros, ``sms.txt``, every string of
+``push.yaml`` / ``whatsapp.yaml``) with a plain ``jinja2.Environment`` and the same
+customer and event: no sandbox, no StrictUndefined, no shared content rendered per
+message (``message`` is rendered once up front), links not signed (fixed URLs), no CSS
+inlining, no text part, no checks. That is the floor: Jinja's own cost for the
+same output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from omni_journey.render import CHANNELS, RenderContext, Renderer, customer_profile
+from omni_journey.render.environment import paragraphs
+from omni_journey.settings import Settings
+
+TEMPLATES = Path("templates")
+MESSAGE = "cart_reminder"
+NAMES = ("Ana", "Ben", "Chloé", "Dawit", "Emma", "Farid", "Grace", "Hugo")
+
+
+def _contexts(count: int) -> list[RenderContext]:
+    return [
+        RenderContext(
+            customer=customer_profile(
+                f"c-{i:07d}",
+                {"first_name": NAMES[i % len(NAMES)], "tier": "gold"},
+                timezone="Europe/Berlin",
+            ),
+            event={
+                "sku": f"SKU-{i % 500:05d}",
+                "product_name": f"Hydrating Serum {i % 50} ml",
+                "price": 10 + i % 40,
+                "currency": "EUR",
+                "image_url": f"https://shop.example.com/img/{i % 500}.jpg",
+            },
+            journey={"key": "cart_abandonment", "step": "remind"},
+        )
+        for i in range(count)
+    ]
+
+
+class _Links:
+    """``links`` for the floor: fixed URLs, nothing signed."""
+
+    unsubscribe = "https://links.example.com/u/x"
+
+    def click(self, url: object) -> str:
+        return "https://links.example.com/c/x"
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _floor(
+    channel: str, contexts: list[RenderContext], message: dict[str, Any]
+) -> Callable[[], None]:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(("html",), default_for_string=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["paragraphs"] = paragraphs
+    folder = TEMPLATES / MESSAGE
+    if channel in ("email", "sms"):
+        name = "email.html" if channel == "email" else "sms.txt"
+        templates = [environment.get_template(f"{MESSAGE}/{name}")]
+    else:
+        spec = yaml.safe_load((folder / f"{channel}.yaml").read_text())
+        templates = [environment.from_string(s) for s in _strings(spec)]
+    links = _Links()
+    variables = [{**c.variables(), "links": links, "message": message} for c in contexts]
+
+    def run() -> None:
+        for v in variables:
+            for template in templates:
+                template.render(v)
+
+    return run
+
+
+def _timed(run: Callable[[], object]) -> float:
+    wall = time.perf_counter()
+    run()
+    return time.perf_counter() - wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=5000)
+    args = parser.parse_args()
+    count = args.messages
+    contexts = _contexts(count)
+    renderer = Renderer.from_settings(TEMPLATES, Settings())
+    # the shared content, rendered once, for the floor's ``message``
+    content = yaml.safe_load((TEMPLATES / MESSAGE / "message.yaml").read_text())
+    plain = jinja2.Environment(autoescape=jinja2.select_autoescape(default_for_string=False))
+    variables = {**contexts[0].variables(), "links": _Links()}
+    message = {
+        k: (plain.from_string(v).render(variables) if isinstance(v, str) else v)
+        for k, v in content.items()
+    }
+    message["cta"] = {k: plain.from_string(v).render(variables) for k, v in content["cta"].items()}
+
+    print(f"{count:,} renders of {MESSAGE} per channel, Jinja {jinja2.__version__}")
+    print(f"{'channel':<10} {'render/s':>10} {'raw jinja/s':>12} {'ours / raw':>11}")
+    for channel in CHANNELS:
+        for context in contexts[:20]:  # warm the caches (compiled templates, files)
+            renderer.render(MESSAGE, channel, context)
+        floor = _floor(channel, contexts, message)
+        floor()  # warm-up
+
+        def ours(channel: str = channel) -> None:
+            for context in contexts:
+                renderer.render(MESSAGE, channel, context)
+
+        ours_s, raw_s = _timed(ours), _timed(floor)
+        print(
+            f"{channel:<10} {count / ours_s:>10,.0f} {count / raw_s:>12,.0f}",
+            f"{raw_s / ours_s:>10.1%}",
+        )
+
+
+if __name__ == "__main__":
+    main()
