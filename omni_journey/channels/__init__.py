@@ -1,1 +1,11 @@
-"""Channel intelligence: which channel (and when) for each customer."""
+"""Channel intelligence: which channel (and when) for each customer.
+
+``policy`` (the rule, the decision log, the runner's interface), ``learned`` (the
+learned policy), ``features`` and ``design`` (history to model inputs), ``model``
+(the calibrated click x order model), ``artefacts`` (files and registry), ``train``,
+``logged`` and ``evaluate`` (off-policy evaluation), ``baselines``, ``sendtime``, and
+the demo shop (``simulator``, ``sim_truth``, ``sim_events``). See docs/channels.md.
+
+Nothing is imported here: ``policy`` stays light; the modules that need scikit-learn
+import it themselves.
+"""

@@ -190,8 +190,8 @@ def _customer_columns(history: History, messages: Sequence[str], spec: FeatureSp
     columns += [_smoothed(history, "clicked", c, spec) for c in range(len(CHANNELS))]
     columns += [_smoothed(history, "engaged", c, spec) for c in range(len(CHANNELS))]
     for name, values in spec.attributes:
-        seen = [str(a.get(name)) if name in a else None for a in history.attributes]
-        columns += [np.array([s == v for s in seen], dtype=float) for v in values]
+        seen = np.array([str(a[name]) if name in a else "" for a in history.attributes])
+        columns += [(seen == v).astype(float) for v in values]
     known = {m: i for i, m in enumerate(spec.messages)}
     codes = np.array([known.get(m, len(spec.messages)) for m in messages])
     onehot = np.zeros((len(messages), len(spec.messages) + 1))

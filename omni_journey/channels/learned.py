@@ -179,8 +179,7 @@ class LearnedPolicy:
     ) -> Scored:
         """Probabilities, scores and the distribution to draw from, for every request."""
         n, k = len(requests), len(CHANNELS)
-        eligible = np.array([[c in r.channels for c in CHANNELS] for r in requests], dtype=bool)
-        eligible = eligible.reshape(n, k)
+        eligible = np.array([_mask(r.channels) for r in requests], dtype=bool).reshape(n, k)
         p = np.full((n, k), np.nan)
         if model is not None and n:
             if history is None:
@@ -324,6 +323,11 @@ class Scored:
 @functools.lru_cache(maxsize=256)
 def _known(channels: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(c for c in channels if c in CHANNELS)
+
+
+@functools.lru_cache(maxsize=256)
+def _mask(channels: tuple[str, ...]) -> tuple[bool, ...]:
+    return tuple(c in channels for c in CHANNELS)
 
 
 @functools.lru_cache(maxsize=256)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from omni_journey.cli import app
 from omni_journey.render import check_templates
+from omni_journey.service.versions import in_flight_diagnostics, in_flight_problems
 from omni_journey.settings import Settings, get_settings
 from omni_journey.spec.conditions import KEY_PATTERN
 from omni_journey.spec.diagnostics import Diagnostic, format_diagnostics, summary
@@ -21,8 +25,10 @@ from omni_journey.spec.project import (
     SEGMENTS_DIR,
     TEMPLATES_DIR,
     check_paths,
+    load_project,
 )
 from omni_journey.spec.schema import stale_schemas, write_schemas
+from omni_journey.store.db import create_store_engine
 
 
 class OutputFormat(StrEnum):
@@ -73,6 +79,49 @@ def _check_templates(targets: list[Path], settings: Settings) -> tuple[list[Diag
     return found, files
 
 
+def _store_engine(settings: Settings) -> Engine | None:
+    """An engine on the store when it exists; never creates one (nor upgrades it)."""
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if not path or path == ":memory:" or not Path(path).is_file():
+            return None
+    return create_store_engine(url)
+
+
+def _check_in_flight(settings: Settings, project: Path, targets: list[Path]) -> list[Diagnostic]:
+    """``removed-step-in-use`` for the project's journeys under ``targets``, when there
+    is a store to look in (an unreachable or older store is skipped with a note)."""
+    wanted = [t.resolve() for t in targets]
+    journeys_dir = (project / JOURNEYS_DIR).resolve()
+    engine = _store_engine(settings)
+    if engine is None:
+        return []
+    journeys = load_project(project).journeys
+    chosen = {
+        key: file
+        for key in journeys
+        if (file := journeys_dir / f"{key}.yaml").is_file()
+        and any(t == file or t in file.parents for t in wanted)
+    }
+    try:
+        if not chosen:
+            return []
+        with engine.connect() as connection:
+            problems = in_flight_problems(connection, {k: journeys[k] for k in chosen})
+    except SQLAlchemyError as error:
+        typer.echo(
+            f"note: store not checked for customers in flight ({type(error).__name__})", err=True
+        )
+        return []
+    finally:
+        engine.dispose()
+    return [
+        replace(d, path=_shown(chosen[key]))
+        for d, (key, _, _) in zip(in_flight_diagnostics(problems), problems, strict=True)
+    ]
+
+
 def _default_paths(project: Path) -> list[Path]:
     candidates = [project / JOURNEYS_DIR, project / SEGMENTS_DIR, project / TEMPLATES_DIR]
     candidates.append(project / EVENTS_FILE)
@@ -109,7 +158,8 @@ def validate(
         raise typer.Exit(2)
     result = check_paths(targets, root=None if paths else project)
     in_templates, template_files = _check_templates(targets, settings)
-    diagnostics = sorted(set(result.diagnostics) | set(in_templates))
+    in_flight = _check_in_flight(settings, project, targets)
+    diagnostics = sorted(set(result.diagnostics) | set(in_templates) | set(in_flight))
     files = result.files + template_files
     errors = sum(d.is_error for d in diagnostics)
     if output is OutputFormat.json:

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, func, select, update
 
-from omni_journey.channels.policy import RulePolicy
+from omni_journey.channels.policy import ChannelPolicy, RulePolicy
 from omni_journey.engine import (
     AdvanceResult,
     CompiledJourney,
@@ -44,9 +44,10 @@ from omni_journey.engine.types import (
 )
 from omni_journey.segments.compile import select_members
 from omni_journey.segments.evaluate import SEGMENT_ENTERED, evaluate_segments
-from omni_journey.segments.facts import BatchFacts, load_facts
+from omni_journey.segments.facts import LazyFacts, lazy_facts
 from omni_journey.segments.triggers import CATALOGUE_CUSTOMER_ID
 from omni_journey.service.records import enrollment_row, row_to_enrollment, row_to_event
+from omni_journey.service.versions import check_in_flight
 from omni_journey.spec.models import (
     EventTrigger,
     FrequencyCap,
@@ -89,7 +90,12 @@ class PassReport:
 def publish_versions(
     connection: Connection, journeys: Mapping[str, JourneySpec], now: datetime
 ) -> dict[str, int]:
-    """Store each journey's definition once per distinct content; return the current ids."""
+    """Store each journey's definition once per distinct content; return the current ids.
+
+    Refuses (:class:`~omni_journey.errors.SpecError`, code ``removed-step-in-use``) to
+    publish a version that would strand customers: see :mod:`omni_journey.service.versions`.
+    """
+    check_in_flight(connection, journeys)
     current: dict[str, int] = {}
     for key, spec in journeys.items():
         digest = spec.version_hash()
@@ -174,7 +180,7 @@ class JourneyRunner:
         *,
         batch_size: int = 5000,
         global_cap: FrequencyCap | None = None,
-        policy: RulePolicy | None = None,
+        policy: ChannelPolicy | None = None,
         evaluate_trigger_segments: bool = True,
         trigger_max_age: timedelta | None = timedelta(days=1),
     ) -> None:
@@ -183,7 +189,7 @@ class JourneyRunner:
         self.segments = dict(segments)
         self.batch_size = batch_size
         self.global_cap = global_cap
-        self.policy = policy or RulePolicy()
+        self.policy: ChannelPolicy = policy or RulePolicy()
         self.evaluate_trigger_segments = evaluate_trigger_segments
         self.trigger_max_age = trigger_max_age
         self._compiled: dict[int, CompiledJourney] = {}
@@ -310,7 +316,7 @@ class JourneyRunner:
             for event in events:
                 by_customer[event.customer_id].append(event)
             customers = sorted(by_customer)
-            facts = load_facts(connection, customers, now=now, segments=self.segments)
+            facts = lazy_facts(connection, customers, now=now, segments=self.segments)
             existing = self._active_enrollments(connection, key, customers)
             existing += self._awaiting_goal(connection, spec, events, now)
             self._advance_and_apply(connection, key, existing, by_customer, facts, now, report)
@@ -329,7 +335,7 @@ class JourneyRunner:
         version_id: int,
         events: Sequence[EventView],
         by_customer: Mapping[str, Sequence[EventView]],
-        facts: BatchFacts,
+        facts: LazyFacts,
         now: datetime,
         report: PassReport,
     ) -> None:
@@ -368,7 +374,7 @@ class JourneyRunner:
         journey: CompiledJourney,
         candidates: Sequence[EntryCandidate],
         by_customer: Mapping[str, Sequence[EventView]],
-        facts: BatchFacts,
+        facts: LazyFacts,
         now: datetime,
         report: PassReport,
     ) -> None:
@@ -455,7 +461,7 @@ class JourneyRunner:
             journey = self._journey(connection, version_id)
             for start in range(0, len(members), self.batch_size):
                 chunk = members[start : start + self.batch_size]
-                facts = load_facts(connection, chunk, now=now, segments=self.segments)
+                facts = lazy_facts(connection, chunk, now=now, segments=self.segments)
                 active = {s.customer_id for s in self._active_enrollments(connection, key, chunk)}
                 last_entered = self._last_entered(connection, key, chunk)
                 candidates = [
@@ -496,7 +502,7 @@ class JourneyRunner:
             if not rows:
                 return False
             states = [row_to_enrollment(row) for row in rows]
-            facts = load_facts(
+            facts = lazy_facts(
                 connection, [s.customer_id for s in states], now=now, segments=self.segments
             )
             self._advance_and_apply(connection, key, states, {}, facts, now, report)
@@ -510,7 +516,7 @@ class JourneyRunner:
         key: str,
         states: Sequence[EnrollmentState],
         events: Mapping[str, Sequence[EventView]],
-        facts: BatchFacts,
+        facts: LazyFacts,
         now: datetime,
         report: PassReport,
     ) -> None:
@@ -559,6 +565,17 @@ class JourneyRunner:
         contexts: Mapping[int, Mapping[str, Any]] | None = None,
     ) -> None:
         contexts = contexts or {}
+        sends = [effect for effect in effects if isinstance(effect, SendMessage)]
+        decided = iter(
+            self.policy.choose_many(
+                connection,
+                sends,
+                now,
+                quiet_hours=self._journey(connection, sends[0].version_id).spec.quiet_hours,
+            )
+            if sends
+            else []
+        )
         log: list[dict[str, Any]] = []
         messages: list[dict[str, Any]] = []
         emitted: list[tuple[str, str, str, datetime, dict[str, Any]]] = []
@@ -578,7 +595,8 @@ class JourneyRunner:
                     )
                 )
             elif isinstance(effect, SendMessage):
-                decision = self.policy.choose(effect.channels, effect.choice)
+                decision = next(decided)
+                send_after = decision.send_after or effect.send_after
                 messages.append(
                     {
                         "idempotency_key": effect.idempotency_key,
@@ -590,7 +608,7 @@ class JourneyRunner:
                         "channel": decision.channel,
                         "message_key": effect.message,
                         "status": "pending",
-                        "send_after": effect.send_after,
+                        "send_after": send_after,
                         "created_at": now,
                         "attempts": 0,
                         "decision": decision.as_log(),
@@ -607,7 +625,7 @@ class JourneyRunner:
                         "sent",
                         now,
                         reason=decision.channel,
-                        at=effect.send_after,
+                        at=send_after,
                     )
                 )
                 report.add(key, f"queued:{decision.channel}")

@@ -17,6 +17,7 @@ from omni_journey.service.ingest import ingest_events, ingest_profiles
 from omni_journey.service.run import JourneyRunner
 from omni_journey.settings import Settings
 from omni_journey.spec.models import JourneySpec, QuietHours
+from omni_journey.store.core import JOURNEY_LOG, MESSAGES
 from tests.unit.channels.support import constant_model
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)  # 12:00 in Berlin
@@ -40,7 +41,7 @@ def _profiles(engine: Engine, settings: Settings) -> None:
 
 
 def _send(
-    customer: str, channels: tuple[str, ...], choice: str = "best", **extra: str
+    customer: str, channels: tuple[str, ...], choice: str = "best", send_at: str = "now"
 ) -> SendMessage:
     return SendMessage(
         enrollment_id=1,
@@ -53,7 +54,7 @@ def _send(
         choice=choice,
         idempotency_key=f"j:1:{customer}:{choice}",
         send_after=T0,
-        **extra,  # type: ignore[arg-type]
+        send_at=send_at,
     )
 
 
@@ -90,12 +91,10 @@ def test_no_consent_anywhere_is_skipped_with_its_reason_by_the_runner(
     ]  # fmt: skip
     ingest_events(store, events, now=T0, settings=settings)
     policy = LearnedPolicy(models_dir=settings.home / "models", costs=COSTS)
-    runner = JourneyRunner(store, {"cart": spec}, {}, policy=policy)  # type: ignore[arg-type]
+    runner = JourneyRunner(store, {"cart": spec}, {}, policy=policy)
     report = runner.run(T0 + timedelta(minutes=1))
     assert report.total("skipped:no_consent") == 1
     with store.connect() as connection:
-        from omni_journey.store.core import JOURNEY_LOG, MESSAGES
-
         messages = list(connection.execute(MESSAGES.select()))
         skipped = list(
             connection.execute(JOURNEY_LOG.select().where(JOURNEY_LOG.c.kind == "skipped"))

@@ -117,3 +117,37 @@ def test_send_window_defers_to_the_next_opening(shop: Shop) -> None:
     monday = saturday + timedelta(days=2, hours=-1)  # Monday 09:00
     runner.run(monday)
     assert [(m.customer_id, m.send_after) for m in shop.messages()] == [("c-0", monday)]
+
+
+def test_frequency_caps_and_consent_are_enforced_through_the_store(shop: Shop) -> None:
+    capped = journey(
+        {
+            "key": "chatty",
+            "trigger": {"event": "product.viewed"},
+            "entry": {"re_entry": "always"},
+            "frequency_cap": {"max": 1, "per": "1d"},
+            "steps": [
+                {"id": "nudge", "type": "send", "message": "viewed_product", "channel": "email"}
+            ],
+        }
+    )
+    shop.profiles(
+        [
+            profile("c-0", timezone="UTC"),
+            profile("quiet", timezone="UTC", consent={"email": False, "sms": False, "push": False}),
+        ]
+    )
+    runner = JourneyRunner(shop.engine, {"chatty": capped}, {})
+    for hour in range(3):  # three entries on the same local day
+        at = T0 + timedelta(hours=hour)
+        shop.events(
+            [event(f"view-{c}-{hour}", "product.viewed", c, at) for c in ("c-0", "quiet")], now=at
+        )
+        runner.run(at + timedelta(minutes=1))
+    assert [m.customer_id for m in shop.messages()] == ["c-0"]
+    reasons = Counter((row.customer_id, row.reason) for row in shop.log("skipped"))
+    assert reasons == Counter({("c-0", "frequency_cap"): 2, ("quiet", "no_consent"): 3})
+    next_day = T0 + timedelta(days=1)
+    shop.events([event("view-c-0-next", "product.viewed", "c-0", next_day)], now=next_day)
+    runner.run(next_day + timedelta(minutes=1))
+    assert [m.customer_id for m in shop.messages()] == ["c-0", "c-0"]
