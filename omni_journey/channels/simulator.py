@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from omni_journey.channels.sim_events import (
+    CATEGORIES,
     EventWriter,
     Order,
     SentMessage,
@@ -204,10 +205,13 @@ class Shop:
         at = self._human_times(owner, t0, t1, rng)
         for i, t in zip(owner.tolist(), at.tolist(), strict=True):
             sku = Order.sku(int(self.favourite[i]), int(rng.integers(0, 20)))
-            self.events.add("product.viewed", self.customer_ids[i], t, {"sku": sku})
+            category, price = CATEGORIES[int(self.favourite[i])]
+            name = f"{category.capitalize()} {sku}"
+            product = {"sku": sku, "product_name": name, "category": category, "price": price}
+            self.events.add("product.viewed", self.customer_ids[i], t, product)
             self.last_view[i] = max(self.last_view[i], t)
             if rng.random() < 0.2:
-                self.events.add("product.added", self.customer_ids[i], t + 300, {"sku": sku})
+                self.events.add("product.added", self.customer_ids[i], t + 300, product)
                 self.last_cart[i] = max(self.last_cart[i], t + 300)
                 if rng.random() < 0.15:
                     self._order(i, t + rng.uniform(HOUR, 36 * HOUR), rng)
