@@ -44,7 +44,7 @@ class DemoConfig:
     customers: int = 1000
     days: int = 30
     seed: int = 7
-    history_days: int = 60
+    history_days: int = 180
     tick: timedelta = timedelta(hours=1)
     signup_share: float = 0.05  # customers who create their account during the demo
 

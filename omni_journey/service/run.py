@@ -726,6 +726,7 @@ class JourneyRunner:
                             "body": dict(effect.body),
                             "headers": dict(effect.headers),
                         },
+                        "render_context": {},
                     }
                 )
                 report.add(key, "webhooks")

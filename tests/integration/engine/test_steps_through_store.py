@@ -151,3 +151,25 @@ def test_frequency_caps_and_consent_are_enforced_through_the_store(shop: Shop) -
     shop.events([event("view-c-0-next", "product.viewed", "c-0", next_day)], now=next_day)
     runner.run(next_day + timedelta(minutes=1))
     assert [m.customer_id for m in shop.messages()] == ["c-0", "c-0"]
+
+
+def test_sends_and_webhooks_queued_in_one_batch_keep_their_render_context(shop: Shop) -> None:
+    both = journey(
+        {
+            "key": "both",
+            "trigger": {"event": "product.viewed"},
+            "steps": [
+                {"id": "nudge", "type": "send", "message": "viewed_product", "channel": "email"},
+                {"id": "hook", "type": "webhook", "url": "https://crm.example.com/hooks/x"},
+            ],
+        }
+    )
+    shop.profiles([profile("c-0"), profile("c-1")])
+    shop.events(
+        [event(f"view-{c}", "product.viewed", c, T0, sku="SERUM-30") for c in ("c-0", "c-1")]
+    )
+    JourneyRunner(shop.engine, {"both": both}, {}).run(T0 + timedelta(minutes=1))
+    rows = {(m.customer_id, m.channel): m for m in shop.messages()}
+    assert set(rows) == {(c, ch) for c in ("c-0", "c-1") for ch in ("email", "webhook")}
+    assert rows[("c-1", "email")].render_context["event"] == {"sku": "SERUM-30"}
+    assert rows[("c-1", "webhook")].render_context == {}
