@@ -4,7 +4,7 @@ evaluation of channel policies on the logged decisions)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -18,25 +18,12 @@ from omni_journey.channels.learned import LearnedPolicy
 from omni_journey.channels.logged import load_logged
 from omni_journey.channels.train import train_from_store
 from omni_journey.cli import app
+from omni_journey.cli.options import parse_time
 from omni_journey.errors import ConfigError
 from omni_journey.settings import Settings, get_settings
 from omni_journey.store import open_store
 
 POLICY_NAMES = ("learned", *BASELINES)
-
-
-def _time(value: str | None) -> datetime:
-    if value is None:
-        return datetime.now(UTC)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected an ISO 8601 time like 2026-05-01T10:00Z, got {value!r}"
-        ) from None
-    if parsed.tzinfo is None:
-        raise typer.BadParameter("give the time with a zone, e.g. 2026-05-01T10:00Z")
-    return parsed
 
 
 def _settings() -> Settings:
@@ -70,7 +57,7 @@ def train(
         result = train_from_store(
             engine,
             models_dir=settings.home / "models",
-            now=_time(now),
+            now=parse_time(now),
             days=days or settings.channel_training_days,
             attribution_hours=settings.channel_attribution_hours,
             min_conversions=settings.channel_min_conversions,
@@ -166,7 +153,7 @@ def evaluate(
     if unknown:
         raise typer.BadParameter(f"unknown policy {unknown[0]!r}: one of {', '.join(POLICY_NAMES)}")
     settings = _settings()
-    at = _time(now)
+    at = parse_time(now)
     learned = LearnedPolicy.from_settings(settings)
     engine = open_store(settings.resolved_database_url)
     notes: list[str] = []

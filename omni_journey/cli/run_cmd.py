@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from omni_journey.cli import app
+from omni_journey.cli.options import parse_time
 from omni_journey.errors import ConfigError, SpecError
 from omni_journey.service.pipeline import build_runner, dispatch_due, global_cap, load_valid_project
 from omni_journey.service.run import PassReport
@@ -19,20 +19,6 @@ from omni_journey.service.simulate import simulate
 from omni_journey.settings import Settings, get_settings
 from omni_journey.spec.project import Project
 from omni_journey.store import open_store
-
-
-def _parse_time(value: str | None) -> datetime:
-    if value is None:
-        return datetime.now(UTC)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected an ISO 8601 time like 2026-05-01T10:00Z, got {value!r}"
-        ) from None
-    if parsed.tzinfo is None:
-        raise typer.BadParameter("give the time with a zone, e.g. 2026-05-01T10:00Z")
-    return parsed
 
 
 def _setup() -> tuple[Settings, Project]:
@@ -96,7 +82,7 @@ def run(
 ) -> None:
     """One pass: enroll, advance every journey one step as far as it can go, dispatch."""
     settings, project = _setup()
-    at = _parse_time(now)
+    at = parse_time(now)
     if journey is not None and journey not in project.journeys:
         known = ", ".join(sorted(project.journeys)) or "none"
         Console(stderr=True).print(f"[red]error:[/red] no journey {journey!r} (known: {known})")
@@ -177,7 +163,7 @@ def simulate_cmd(
         events,
         days=days,
         settings=settings,
-        start=_parse_time(start) if start else None,
+        start=parse_time(start) if start else None,
         global_cap=global_cap(settings),
     )
     if as_json:
