@@ -20,16 +20,27 @@ from typing import Any
 
 import numpy as np
 
-from omni_journey.channels.features import CHANNELS, STATS, FloatArray, History
+from omni_journey.channels.features import CHANNELS, STATS, BoolArray, FloatArray, History
 
-__all__ = ["FEATURE_VERSION", "FeatureSpec", "candidate_rows", "design_parts", "feature_names"]
+__all__ = [
+    "FEATURE_VERSION",
+    "FeatureSpec",
+    "candidate_rows",
+    "design_parts",
+    "feature_names",
+    "machine_opener",
+]
 
-FEATURE_VERSION = "channels-features-v1"
+FEATURE_VERSION = "channels-features-v2"
 _RATES = ("opened", "clicked", "engaged", "converted")
 _PRIOR_WEIGHT = 5.0
 _HOUR_PRIOR = 10.0
 _MAX_ATTRIBUTE_VALUES = 12
 _MIN_ATTRIBUTE_SHARE = 0.2
+_OPEN_RATES = ("opened", "engaged")
+_MACHINE_OPEN_RATE = 0.75
+_MACHINE_OPEN_SENDS = 3
+_MIN_STRENGTH, _MAX_STRENGTH = 2.0, 200.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,9 @@ class FeatureSpec:
     rates: tuple[tuple[float, ...], ...]  # [channel][rate in _RATES]
     hours: tuple[float, ...] = (1 / 24,) * 24  # population engagement by local hour
     version: str = FEATURE_VERSION
+    # [channel][rate]: how many sends the population prior is worth (empirical Bayes);
+    # empty: _PRIOR_WEIGHT everywhere
+    strength: tuple[tuple[float, ...], ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +63,7 @@ class FeatureSpec:
             "attributes": {name: list(values) for name, values in self.attributes},
             "rates": [list(r) for r in self.rates],
             "hours": list(self.hours),
+            "strength": [list(r) for r in self.strength],
         }
 
     @classmethod
@@ -59,6 +74,7 @@ class FeatureSpec:
             rates=tuple(tuple(float(x) for x in r) for r in data["rates"]),
             hours=tuple(float(x) for x in data["hours"]),
             version=str(data["version"]),
+            strength=tuple(tuple(float(x) for x in r) for r in data.get("strength", ())),
         )
 
     @classmethod
@@ -78,13 +94,15 @@ class FeatureSpec:
                 1 < len(values) <= _MAX_ATTRIBUTE_VALUES
             ):
                 attributes.append((name, tuple(sorted(values))))
-        sent = history.stat("sent", 180).sum(axis=0)
+        human = ~machine_opener(history)
         rates = []
         for c in range(len(CHANNELS)):
             row = []
             for rate in _RATES:
-                hits = history.stat(rate, 180).sum(axis=0)[c]
-                row.append(float((hits + 1.0) / (sent[c] + 20.0)))
+                rows = human if CHANNELS[c] == "email" and rate in _OPEN_RATES else slice(None)
+                sent = history.stat("sent", 180)[rows, c].sum()
+                hits = history.stat(rate, 180)[rows, c].sum()
+                row.append(float((hits + 1.0) / (sent + 20.0)))
             rates.append(tuple(row))
         hours = history.hours.sum(axis=0) + 1.0
         return cls(
@@ -92,7 +110,47 @@ class FeatureSpec:
             attributes=tuple(attributes),
             rates=tuple(rates),
             hours=tuple(float(h) for h in hours / hours.sum()),
+            strength=_prior_strength(history),
         )
+
+
+def machine_opener(history: History) -> BoolArray:
+    """(n,) customers whose email opens say nothing: they open (nearly) every email, as
+    Apple Mail Privacy Protection's prefetching does (at least ``_MACHINE_OPEN_RATE`` of
+    at least ``_MACHINE_OPEN_SENDS`` emails over 180 days)."""
+    email = CHANNELS.index("email")
+    sent = history.stat("sent", 180)[:, email]
+    opened = history.stat("opened", 180)[:, email]
+    return np.asarray(
+        (sent >= _MACHINE_OPEN_SENDS) & (opened >= _MACHINE_OPEN_RATE * np.maximum(sent, 1))
+    )
+
+
+def _prior_strength(history: History) -> tuple[tuple[float, ...], ...]:
+    """Empirical Bayes (beta-binomial, method of moments): per channel and rate, how many
+    sends the population's rate is worth, from how much customers' rates vary beyond what
+    their numbers of sends explain. Machine openers' email opens are left out."""
+    sent_all = history.stat("sent", 180)
+    machine = machine_opener(history)
+    out = []
+    for c in range(len(CHANNELS)):
+        row = []
+        for rate in _RATES:
+            sent, hits = sent_all[:, c], history.stat(rate, 180)[:, c]
+            keep = sent >= 3
+            if CHANNELS[c] == "email" and rate in _OPEN_RATES:
+                keep &= ~machine
+            if keep.sum() < 30:
+                row.append(_PRIOR_WEIGHT)
+                continue
+            p = np.minimum(hits[keep] / sent[keep], 1.0)
+            mean = float(p.mean())
+            binomial = mean * (1 - mean) * float(np.mean(1.0 / sent[keep]))
+            between = max(float(p.var()) - binomial, 1e-6)
+            strength = mean * (1 - mean) / between - 1.0
+            row.append(float(np.clip(strength, _MIN_STRENGTH, _MAX_STRENGTH)))
+        out.append(tuple(row))
+    return tuple(out)
 
 
 def _log(x: FloatArray) -> FloatArray:
@@ -108,11 +166,21 @@ def _logit(p: FloatArray) -> FloatArray:
     return np.log(p / (1 - p))
 
 
-def _smoothed(history: History, rate: str, channel: int, spec: FeatureSpec) -> FloatArray:
+def _smoothed(
+    history: History, rate: str, channel: int, spec: FeatureSpec, machine: BoolArray
+) -> FloatArray:
+    """The customer's rate on ``channel``, shrunk toward the population's by the prior's
+    strength (empirical Bayes): the posterior mean, as a logit. A machine opener's email
+    opens are replaced by the prior (their clicks still count)."""
+    r = _RATES.index(rate)
     sent = history.stat("sent", 180)[:, channel]
     hits = history.stat(rate, 180)[:, channel]
-    prior = spec.rates[channel][_RATES.index(rate)]
-    return _logit((hits + _PRIOR_WEIGHT * prior) / (sent + _PRIOR_WEIGHT))
+    prior = spec.rates[channel][r]
+    weight = spec.strength[channel][r] if spec.strength else _PRIOR_WEIGHT
+    if CHANNELS[channel] == "email" and rate in _OPEN_RATES:
+        clicks = history.stat("clicked", 180)[:, channel]
+        hits = np.where(machine, prior * sent if rate == "opened" else clicks, hits)
+    return _logit((hits + weight * prior) / (sent + weight))
 
 
 def _hour_engagement(history: History, spec: FeatureSpec) -> FloatArray:
@@ -142,6 +210,7 @@ def feature_names(spec: FeatureSpec) -> list[str]:
         "sent_all_30",
         "clicked_all_180",
         "has_push_token",
+        "email_machine_opens",
         "local_hour_sin",
         "local_hour_cos",
         "hour_engagement",
@@ -170,6 +239,7 @@ def _customer_columns(history: History, messages: Sequence[str], spec: FeatureSp
     carts = history.behaviour[:, 1]
     sent = history.counts[:, :, STATS.index("sent")].sum(axis=1)
     clicked = history.stat("clicked", 180).sum(axis=1)
+    machine = machine_opener(history)
     columns = [
         _log(orders[:, 1]),
         _log(orders[:, 2]),
@@ -183,12 +253,13 @@ def _customer_columns(history: History, messages: Sequence[str], spec: FeatureSp
         _log(sent[:, 1]),
         _log(clicked),
         history.has_push_token.astype(float),
+        machine.astype(float),
         np.sin(2 * np.pi * history.local_hour / 24),
         np.cos(2 * np.pi * history.local_hour / 24),
         _hour_engagement(history, spec),
     ]
-    columns += [_smoothed(history, "clicked", c, spec) for c in range(len(CHANNELS))]
-    columns += [_smoothed(history, "engaged", c, spec) for c in range(len(CHANNELS))]
+    columns += [_smoothed(history, "clicked", c, spec, machine) for c in range(len(CHANNELS))]
+    columns += [_smoothed(history, "engaged", c, spec, machine) for c in range(len(CHANNELS))]
     for name, values in spec.attributes:
         seen = np.array([str(a[name]) if name in a else "" for a in history.attributes])
         columns += [(seen == v).astype(float) for v in values]
@@ -199,14 +270,16 @@ def _customer_columns(history: History, messages: Sequence[str], spec: FeatureSp
     return np.column_stack([*columns, onehot])
 
 
-def _channel_columns(history: History, channel: int, spec: FeatureSpec) -> FloatArray:
+def _channel_columns(
+    history: History, channel: int, spec: FeatureSpec, machine: BoolArray
+) -> FloatArray:
     sent = history.counts[:, channel, STATS.index("sent")]
     return np.column_stack(
         [
             _log(sent[:, 0]),
             _log(sent[:, 1]),
             _log(sent[:, 2]),
-            *(_smoothed(history, r, channel, spec) for r in _RATES),
+            *(_smoothed(history, r, channel, spec, machine) for r in _RATES),
             _log(history.stat("clicked", 180)[:, channel]),
             _log(history.stat("converted", 180)[:, channel]),
             _recency(history.last_engaged[:, channel], 180.0),
@@ -223,7 +296,8 @@ def design_parts(
     """The customer-level columns (n, s) and, per channel, its own columns (n, d - s):
     the design of channel ``c`` is ``[shared, own[c]]``."""
     shared = _customer_columns(history, messages, spec)
-    return shared, [_channel_columns(history, c, spec) for c in range(len(CHANNELS))]
+    machine = machine_opener(history)
+    return shared, [_channel_columns(history, c, spec, machine) for c in range(len(CHANNELS))]
 
 
 def candidate_rows(

@@ -144,3 +144,30 @@ def test_costs_setting_parses() -> None:
         "push": 0.0,
         "whatsapp": 0.0,
     }
+
+
+@pytest.mark.parametrize("with_model", [True, False])
+def test_the_policy_never_chooses_a_channel_without_consent(with_model: bool) -> None:
+    """Whatever the model thinks and however it explores, the chosen channel and every
+    channel with probability are among the request's eligible (consented) channels."""
+    rng = np.random.default_rng(7)
+    subsets = [
+        tuple(c for c in ("email", "sms", "push", "whatsapp") if rng.random() < 0.6)
+        for _ in range(3000)
+    ]
+    subsets = [s for s in subsets if s]
+    requests = [
+        Request(f"c-{i}", "cart_reminder", s, "best", f"consent-{i}") for i, s in enumerate(subsets)
+    ]
+    # the model loves sms, which most customers did not consent to
+    model = constant_model({"email": 0.001, "sms": 0.5, "push": 0.002, "whatsapp": 0.3})
+    policy = LearnedPolicy(value=25.0, costs=COSTS, epsilon=0.3, cold_epsilon=0.3)
+    decisions = policy.decide(
+        history(len(requests)), requests, AS_OF, model=model if with_model else None
+    )
+    for request, decision in zip(requests, decisions, strict=True):
+        assert decision.channel in request.channels
+        assert set(decision.probabilities) <= set(request.channels)
+        assert sum(decision.probabilities.values()) == pytest.approx(1.0)
+        assert decision.propensity == pytest.approx(decision.probabilities[decision.channel])
+    assert any(d.explored for d in decisions)
