@@ -341,8 +341,9 @@ def _resolve_named(
     connection: Connection, customer_ids: Sequence[str | None], now: datetime
 ) -> EventResolution:
     """The common case, events that name their customer and carry no identities."""
-    owners = lookup_values(connection, "customer_id", {c for c in customer_ids if c})
-    new = {c: [None, None] for c in customer_ids if c and c not in owners}
+    named = {c for c in customer_ids if c}
+    owners = lookup_values(connection, "customer_id", named)
+    new: dict[str, list[str | None]] = {c: [None, None] for c in named if c not in owners}
     owners.update((c, c) for c in new)
     keys = [("customer_id", c) for c in new]
     key_owners = {key: key[1] for key in keys}

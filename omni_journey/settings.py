@@ -189,6 +189,17 @@ class Settings(BaseSettings):
     batch_size: int = Field(
         default=5000, ge=1, le=100_000, description="Rows per batch for ingestion and the engine."
     )
+    import_batch_size: int = Field(
+        default=100_000,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Events per transaction of a file import (`events import`, the ingest flow). "
+            "A crash loses at most this many uncommitted events; importing the file "
+            "again stores them (idempotent). The HTTP collector and the API keep one "
+            "transaction per call."
+        ),
+    )
     max_body_bytes: int = Field(
         default=512 * 1024,
         ge=1024,

@@ -7,8 +7,9 @@
   merges the customers a profile links (see :mod:`omni_journey.identity`). A profile
   that changes nothing counts as a duplicate.
 * ``import_file`` streams a JSON Lines or CSV file through them in batches of
-  ``settings.batch_size`` and writes every rejected line, with its line number and
-  reason, to a JSON Lines file under ``settings.rejects_dir``.
+  ``settings.batch_size`` lines (events: one transaction per
+  ``settings.import_batch_size`` events) and writes every rejected line, with its
+  line number and reason, to a JSON Lines file under ``settings.rejects_dir``.
 
 A bad record is rejected with a stable reason code and the rest of its batch goes
 in; a record is never stored in part. When a function returns, its batch is
@@ -45,6 +46,7 @@ from omni_journey.identity import (
     resolve_event_customers,
 )
 from omni_journey.service.readers import (
+    Batch,
     FileFormat,
     ImportFileError,
     RecordKind,
@@ -242,13 +244,32 @@ def _ingest_events(
     now: datetime,
     settings: Settings,
 ) -> BatchResult:
-    region = settings.default_region
-    sqlite = connection.dialect.name == "sqlite"
+    checked = _check_events(records, settings.default_region, connection.dialect.name == "sqlite")
+    if not checked.rows:
+        return BatchResult(0, 0, checked.rejected)
+    with _transaction(connection, exclusive=False):
+        accepted, conflicts = _store_events(connection, checked, now)
+    return BatchResult(accepted, len(checked.rows) - accepted, checked.rejected, conflicts)
+
+
+@dataclass
+class _CheckedEvents:
+    """Events that passed the checks, as rows to insert, and the ones rejected."""
+
+    # event_id, name, customer_id (None until resolved), at, properties (JSON text)
+    rows: list[list[Any]] = field(default_factory=list)
+    who: list[tuple[str | None, tuple[IdentityKey, ...]]] = field(default_factory=list)
+    rejected: list[Reject] = field(default_factory=list)
+
+
+def _check_events(
+    records: Sequence[Mapping[str, Any]], region: str, sqlite: bool
+) -> _CheckedEvents:
+    """Validate a batch and build its rows (no store access)."""
     check_name = _Checked("name", 128)
     check_customer = _Checked("customer_id", 128)
-    rejected: list[Reject] = []
-    rows: list[list[Any]] = []  # event_id, name, customer_id (resolved later), at, properties
-    who: list[tuple[str | None, tuple[IdentityKey, ...]]] = []
+    checked = _CheckedEvents()
+    rows, who, rejected = checked.rows, checked.who, checked.rejected
     for index, record in enumerate(records):
         try:
             if type(record) is not dict and not isinstance(record, Mapping):
@@ -272,22 +293,35 @@ def _ingest_events(
         except IngestError as error:
             rejected.append(Reject(index, error.reason, error.detail))
             continue
-        rows.append([event_id, name, None, _sqlite_timestamp(when) if sqlite else when, properties])
+        if not sqlite:
+            rows.append([event_id, name, None, when, properties])
+        elif (
+            type(at) is str and len(at) == 27 and at[26] == "Z" and at[19] == "." and at[10] == "T"
+        ):
+            # "YYYY-MM-DDTHH:MM:SS.ffffffZ", checked by fromisoformat: already UTC with
+            # microseconds, so its SQLite text is a slice (isoformat costs far more)
+            rows.append([event_id, name, None, f"{at[:10]} {at[11:26]}", properties])
+        else:
+            rows.append([event_id, name, None, _sqlite_timestamp(when), properties])
         who.append((customer_id, keys))
-    if not rows:
-        return BatchResult(0, 0, rejected)
+    return checked
 
-    with _transaction(connection, exclusive=False):
-        resolution = resolve_event_customers(connection, who, now=now)
-        for row, customer_id in zip(rows, resolution.customer_ids, strict=True):
-            row[2] = customer_id
-        accepted = _insert_events(connection, rows, now)
+
+def _store_events(
+    connection: Connection, checked: _CheckedEvents, now: datetime
+) -> tuple[int, int]:
+    """Resolve the customers of checked rows and insert them, inside the caller's
+    transaction: (events stored, identity conflicts)."""
+    resolution = resolve_event_customers(connection, checked.who, now=now)
+    for row, customer_id in zip(checked.rows, resolution.customer_ids, strict=True):
+        row[2] = customer_id
+    accepted = _insert_events(connection, checked.rows, now)
     if resolution.conflicts:
         log.warning(
             "%d event identities belong to another customer and were left in place",
             resolution.conflicts,
         )
-    return BatchResult(accepted, len(rows) - accepted, rejected, resolution.conflicts)
+    return accepted, resolution.conflicts
 
 
 _EVENT_COLUMNS = (
@@ -502,35 +536,122 @@ def import_file(
 ) -> ImportResult:
     """Stream ``path`` (JSON Lines or CSV) into the store in batches.
 
-    ``progress`` is called after each batch with the number of bytes read so far.
-    Raises :class:`ImportFileError` when the file cannot be read at all; bad lines
-    never stop an import.
+    Customers: one transaction per ``settings.batch_size`` lines. Events: one per
+    ``settings.import_batch_size`` events (see :func:`_import_events`).
+
+    ``progress`` is called after each transaction with the number of bytes read so
+    far. Raises :class:`ImportFileError` when the file cannot be read at all; bad
+    lines never stop an import.
     """
     path = Path(path)
     fmt: FileFormat = detect_format(path, file_format)
     record_kind: RecordKind = kind
-    ingest = _ingest_events if kind == "events" else _ingest_profiles
     batches = read_batches(path, fmt, record_kind, settings.batch_size)
     rejects = _RejectsFile(settings.rejects_dir, kind, path, now)
-    accepted = duplicates = 0
     # One connection for the whole file (each batch is still its own transaction), so
     # SQLite keeps its page cache warm between batches.
     with _open(engine) as connection:
         try:
-            for batch in batches:
-                found = [(bad.line, bad.reason, bad.detail, bad.raw) for bad in batch.unreadable]
-                if batch.records:
-                    result = ingest(connection, batch.records, now, settings)
-                    accepted += result.accepted
-                    duplicates += result.duplicates
-                    found += [
-                        (batch.lines[r.index], r.reason, r.detail, batch.raws[r.index])
-                        for r in result.rejected
-                    ]
-                for line, reason, detail, raw in sorted(found, key=lambda entry: entry[0]):
-                    rejects.write(line, reason, detail, raw)
-                if progress is not None:
-                    progress(batch.bytes_read)
+            if kind == "events":
+                return _import_events(connection, batches, rejects, settings, now, progress)
+            return _import_profiles(connection, batches, rejects, settings, now, progress)
         finally:
             rejects.close()
+
+
+def _import_profiles(
+    connection: Connection,
+    batches: Iterator[Batch],
+    rejects: _RejectsFile,
+    settings: Settings,
+    now: datetime,
+    progress: Callable[[int], None] | None,
+) -> ImportResult:
+    accepted = duplicates = 0
+    for batch in batches:
+        found = [(bad.line, bad.reason, bad.detail, bad.raw) for bad in batch.unreadable]
+        if batch.records:
+            result = _ingest_profiles(connection, batch.records, now, settings)
+            accepted += result.accepted
+            duplicates += result.duplicates
+            found += [
+                (batch.lines[r.index], r.reason, r.detail, batch.raws[r.index])
+                for r in result.rejected
+            ]
+        for line, reason, detail, raw in sorted(found, key=lambda entry: entry[0]):
+            rejects.write(line, reason, detail, raw)
+        if progress is not None:
+            progress(batch.bytes_read)
+    return ImportResult(accepted, duplicates, rejects.count, rejects.path)
+
+
+@dataclass
+class _Chunk:
+    """Checked events of one import transaction, and the lines rejected among them."""
+
+    checked: _CheckedEvents = field(default_factory=_CheckedEvents)
+    rejects: list[tuple[int, str, str, bytes]] = field(default_factory=list)
+    bytes_read: int = 0
+
+
+def _event_chunks(
+    batches: Iterator[Batch], size: int, region: str, sqlite: bool
+) -> Iterator[_Chunk]:
+    """Read batches checked and gathered into chunks of at least ``size`` events (the
+    last may be smaller). Only rows, not the parsed records, are kept between batches."""
+    chunk: _Chunk | None = None
+    for batch in batches:
+        chunk = chunk or _Chunk()
+        found = [(bad.line, bad.reason, bad.detail, bad.raw) for bad in batch.unreadable]
+        if batch.records:
+            checked = _check_events(batch.records, region, sqlite)
+            chunk.checked.rows += checked.rows
+            chunk.checked.who += checked.who
+            found += [
+                (batch.lines[r.index], r.reason, r.detail, batch.raws[r.index])
+                for r in checked.rejected
+            ]
+        chunk.rejects += sorted(found, key=lambda entry: entry[0])
+        chunk.bytes_read = batch.bytes_read
+        if len(chunk.checked.rows) >= size:
+            yield chunk
+            chunk = None
+    if chunk is not None:
+        yield chunk
+
+
+def _import_events(
+    connection: Connection,
+    batches: Iterator[Batch],
+    rejects: _RejectsFile,
+    settings: Settings,
+    now: datetime,
+    progress: Callable[[int], None] | None,
+) -> ImportResult:
+    """Events from a file, in transactions of ``settings.import_batch_size`` events
+    (lines are read and checked ``settings.batch_size`` at a time, and only the rows
+    built from them are kept until the transaction). The HTTP collector and the API
+    keep one durable transaction per call; a file can be imported again, so its
+    durability point is the chunk: every committed chunk is durable
+    (``synchronous=FULL``), a crash loses at most the chunk being written, and
+    importing the file again (idempotent on the event id) stores the rest."""
+    sqlite = connection.dialect.name == "sqlite"
+    accepted = duplicates = 0
+    chunks = _event_chunks(batches, settings.import_batch_size, settings.default_region, sqlite)
+    try:
+        for chunk in chunks:
+            rows = chunk.checked.rows
+            if rows:
+                with _transaction(connection, exclusive=False):
+                    stored, _ = _store_events(connection, chunk.checked, now)
+                accepted += stored
+                duplicates += len(rows) - stored
+            for line, reason, detail, raw in chunk.rejects:
+                rejects.write(line, reason, detail, raw)
+            if progress is not None:
+                progress(chunk.bytes_read)
+    finally:
+        close = getattr(batches, "close", None)  # the file, whatever stopped the import
+        if close is not None:
+            close()
     return ImportResult(accepted, duplicates, rejects.count, rejects.path)

@@ -18,6 +18,7 @@ import omni_journey
 from omni_journey import api
 from omni_journey.errors import IngestError
 from omni_journey.identity import derive_customer_id
+from omni_journey.service import ingest
 from omni_journey.service.ingest import (
     ImportFileError,
     Reject,
@@ -711,6 +712,95 @@ def test_a_file_that_cannot_be_read_raises(
     wrong.write_text("id,name,at,emial\n")
     with pytest.raises(ImportFileError, match="unknown columns: 'emial'"):
         import_file(store, wrong, "events", settings=settings, now=NOW)
+
+
+def _write_events(path: Path, count: int) -> None:
+    lines = [json.dumps(_event(f"e-{i:03d}", customer_id=f"c-{i % 3}")) for i in range(count)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_file_import_commits_per_import_batch_and_a_rerun_completes_it(
+    store: Engine, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events from a file go in ``import_batch_size`` at a time: a crash keeps every
+    chunk committed before it, and importing the file again stores exactly the rest."""
+    source = tmp_path / "events.jsonl"
+    _write_events(source, 10)
+    chunked = settings.model_copy(update={"batch_size": 2, "import_batch_size": 4})
+    store_events = ingest._store_events
+    calls: list[int] = []
+
+    def crash_on_the_third(connection: Any, checked: Any, now: datetime) -> tuple[int, int]:
+        calls.append(len(checked.rows))
+        if len(calls) == 3:
+            raise RuntimeError("power cut")
+        return store_events(connection, checked, now)
+
+    monkeypatch.setattr(ingest, "_store_events", crash_on_the_third)
+    with pytest.raises(RuntimeError, match="power cut"):
+        import_file(store, source, "events", settings=chunked, now=NOW)
+    assert calls == [4, 4, 2]
+    assert _count(store, events) == 8  # two chunks, each its own committed transaction
+
+    monkeypatch.setattr(ingest, "_store_events", store_events)
+    seen: list[int] = []
+    again = import_file(store, source, "events", settings=chunked, now=NOW, progress=seen.append)
+    assert (again.accepted, again.duplicates, again.rejected) == (2, 8, 0)
+    assert seen == sorted(seen) and len(seen) == 3 and seen[-1] == source.stat().st_size
+    assert _count(store, events) == 10
+
+
+def test_a_file_import_keeps_file_order_and_writes_what_the_column_types_would(
+    store: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    stamps = [
+        "2026-05-01T10:00:00.000007Z",  # the common form: UTC with microseconds
+        "2026-05-01T10:00:00Z",
+        "2026-05-01T12:00:00.5+02:00",
+        "2026-05-01T10:00:00.000007+00:00",
+        "2026-05-01 10:00:00.000007Z",
+    ]
+    source = tmp_path / "events.jsonl"
+    records = [_event(f"z-{9 - i}", customer_id=f"c-{i}", at=at) for i, at in enumerate(stamps)]
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))
+    small = settings.model_copy(update={"batch_size": 2, "import_batch_size": 3})
+    result = import_file(store, source, "events", settings=small, now=NOW)
+    assert (result.accepted, result.rejected) == (5, 0)
+    stored = sorted(_rows(store, events), key=lambda row: row.seq)
+    assert [row.event_id for row in stored] == [r["id"] for r in records]  # arrival order
+    assert [row.at for row in stored] == [datetime.fromisoformat(at) for at in stamps]
+    with store.begin() as connection:
+        row = {"name": "x", "customer_id": "c", "received_at": NOW, "properties": {}}
+        connection.execute(
+            insert(events),
+            [
+                {**row, "event_id": f"core-{i}", "at": datetime.fromisoformat(at)}
+                for i, at in enumerate(stamps)
+            ],
+        )
+        raw = dict(connection.execute(select(events.c.event_id, events.c.at)).all())
+    assert [raw[r["id"]] for r in records] == [raw[f"core-{i}"] for i in range(len(stamps))]
+
+
+def test_an_error_while_reading_keeps_the_committed_chunks_and_is_raised(
+    store: Engine, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "events.jsonl"
+    _write_events(source, 10)
+    check_events = ingest._check_events
+    batches: list[int] = []
+
+    def fail_on_the_third(records: Any, region: str, sqlite: bool) -> Any:
+        batches.append(len(records))
+        if len(batches) == 3:
+            raise RuntimeError("disk gone")
+        return check_events(records, region, sqlite)
+
+    monkeypatch.setattr(ingest, "_check_events", fail_on_the_third)
+    chunked = settings.model_copy(update={"batch_size": 2, "import_batch_size": 4})
+    with pytest.raises(RuntimeError, match="disk gone"):
+        import_file(store, source, "events", settings=chunked, now=NOW)
+    assert _count(store, events) == 4
 
 
 # --- the Python API ---------------------------------------------------------------------
