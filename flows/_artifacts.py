@@ -6,6 +6,7 @@ who can open the Prefect UI.
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -158,17 +159,31 @@ def publish_summary(markdown: str, *, key: Iterable[str], description: str) -> N
     create_markdown_artifact(markdown=markdown, key=artifact_key(*key), description=description)
 
 
-class Progress:
-    """A progress artifact, updated only when it moved by ``step`` percent or more."""
+PROGRESS_AFTER_SECONDS = 5.0
 
-    def __init__(self, description: str, *, step: float = 5.0) -> None:
+
+class Progress:
+    """A progress artifact for long runs: created once the run has taken ``after``
+    seconds (default :data:`PROGRESS_AFTER_SECONDS`; a pass that ends sooner makes no
+    API call for it), then updated only when it moved by ``step`` percent or more."""
+
+    def __init__(self, description: str, *, step: float = 5.0, after: float | None = None) -> None:
+        self.description = description
         self.step = step
         self.shown = 0.0
-        created: Any = create_progress_artifact(progress=0.0, description=description)
-        self.id: UUID = created
+        wait = PROGRESS_AFTER_SECONDS if after is None else after
+        self.deadline = time.monotonic() + wait
+        self.id: UUID | None = None
 
     def update(self, done: float, total: float) -> None:
         percent = 100.0 if total <= 0 else min(100.0, 100.0 * done / total)
+        if self.id is None:
+            if time.monotonic() < self.deadline:
+                return
+            created: Any = create_progress_artifact(progress=percent, description=self.description)
+            self.id = created
+            self.shown = percent
+            return
         if percent - self.shown >= self.step or (percent >= 100.0 > self.shown):
             update_progress_artifact(artifact_id=self.id, progress=percent)
             self.shown = percent

@@ -29,7 +29,7 @@ from omni_journey.spec.models import JourneySpec, SendStep
 __all__ = [
     "artifact_key",
     "ensure_journey_locks",
-    "journey_lock",
+    "journey_locks",
     "journey_tags",
     "lock_name",
     "resolve_now",
@@ -146,12 +146,19 @@ def lock_name(journey_key: str) -> str:
     return LOCK_PREFIX + journey_key
 
 
+_ensured: dict[str, set[str]] = {}
+
+
 def ensure_journey_locks(journey_keys: Iterable[str]) -> None:
     """Create the missing ``advance-<journey>`` limits (1 slot each) in one listing and
     at most one call per new journey; an operator's changes to existing ones stay."""
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.settings import PREFECT_API_URL
 
-    wanted = {lock_name(key) for key in journey_keys}
+    api = str(PREFECT_API_URL.value() or "ephemeral")
+    wanted = {lock_name(key) for key in journey_keys} - _ensured.get(api, set())
+    if not wanted:  # this process created or saw them all on this API already
+        return
     with get_client(sync_client=True) as client:
         existing: set[str] = set()
         offset = 0
@@ -166,12 +173,15 @@ def ensure_journey_locks(journey_keys: Iterable[str]) -> None:
                 client.create_global_concurrency_limit(
                     GlobalConcurrencyLimitCreate(name=name, limit=1)
                 )
+    _ensured.setdefault(api, set()).update(wanted)
 
 
 @contextmanager
-def journey_lock(journey_key: str, *, timeout_seconds: float) -> Iterator[None]:
-    """Hold the journey's concurrency slot; ``TimeoutError`` (retried) if another run
-    keeps it longer than ``timeout_seconds``. The store locks the journey's event cursor
-    too (docs/operations.md): this lock saves the second run the wait and the work."""
-    with concurrency(lock_name(journey_key), occupy=1, timeout_seconds=timeout_seconds):
+def journey_locks(journey_keys: Iterable[str], *, timeout_seconds: float) -> Iterator[None]:
+    """Hold the journeys' concurrency slots, taken together in one request (all or
+    none, so two passes cannot deadlock); ``TimeoutError`` if another run keeps one
+    longer than ``timeout_seconds``. The store locks each journey's event cursor too
+    (docs/operations.md): these slots save a second run the wait and the work."""
+    names = sorted({lock_name(key) for key in journey_keys})
+    with concurrency(names, occupy=1, timeout_seconds=timeout_seconds):
         yield

@@ -1,7 +1,8 @@
 """``advance``: one pass over the journeys (all, or one), one task per journey.
 
-Each task holds the journey's Prefect concurrency slot (``advance-<journey>``, created
-with 1 slot on first use) while :class:`~omni_journey.service.run.JourneyRunner` enters
+Each task runs while the flow holds the journey's Prefect concurrency slot
+(``advance-<journey>``, created with 1 slot on first use), so two runs never advance
+one journey at once; :class:`~omni_journey.service.run.JourneyRunner` enters
 customers from new trigger events, applies exits, goals and waits, wakes due
 enrollments and queues sends in the outbox, batch by batch. Deployment triggers start
 it for one journey within seconds of its trigger event; the every-minute schedule runs
@@ -16,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from prefect import flow, tags, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.logging import get_run_logger
@@ -34,7 +35,7 @@ from flows._artifacts import (
 )
 from flows._common import (
     ensure_journey_locks,
-    journey_lock,
+    journey_locks,
     journey_tags,
     resolve_now,
     retry_transient,
@@ -68,13 +69,12 @@ class AdvanceError(RuntimeError):
     cache_policy=NO_CACHE,
 )
 def advance_journey(runner: JourneyRunner, journey_key: str, now: datetime) -> JourneyPass:
-    """Advance one journey as of ``now`` under its concurrency slot; idempotent, so a
-    retry after a crash redoes only what was not committed."""
+    """Advance one journey as of ``now`` (the caller holds its concurrency slot);
+    idempotent, so a retry after a crash redoes only what was not committed."""
     logger = get_run_logger()
-    with journey_lock(journey_key, timeout_seconds=LOCK_TIMEOUT_SECONDS):
-        before = last_log_id(runner.engine)
-        report = runner.run(now, only=[journey_key])
-        steps = journey_step_rows(runner.engine, runner.journeys[journey_key], after_log_id=before)
+    before = last_log_id(runner.engine)
+    report = runner.run(now, only=[journey_key])
+    steps = journey_step_rows(runner.engine, runner.journeys[journey_key], after_log_id=before)
     counts = dict(report.journeys.get(journey_key, {}))
     logger.info("%s: %s", journey_key, summarize(counts))
     return JourneyPass(journey_key, counts, steps)
@@ -95,8 +95,7 @@ def _advance(
     passes: list[JourneyPass] = []
     failed: dict[str, str] = {}
     for number, key in enumerate(keys, start=1):
-        with tags(*journey_tags(project.journeys[key])):
-            state: State[Any] = advance_journey(runner, key, at, return_state=True)
+        state: State[Any] = advance_journey(runner, key, at, return_state=True)
         if state.is_completed():
             passes.append(state.result())
         else:
@@ -153,15 +152,19 @@ def advance(journey: str | None = None, now: datetime | None = None) -> dict[str
     settings = get_settings()
     project = load_valid_project(settings)
     keys = _keys(project, journey)
-    if journey is not None:
-        tag_flow_run(journey_tags(project.journeys[journey]))
+    tag_flow_run(tag for key in keys for tag in journey_tags(project.journeys[key]))
     if not keys:
         logger.info("no enabled journeys in %s", settings.project_dir)
         return {}
     ensure_journey_locks(keys)
     engine = open_store(settings.resolved_database_url)
     try:
-        passes, failed = _advance(engine, project, settings, keys, at)
+        # The slots are taken here, in the flow, around the tasks and their retries,
+        # and the tags are on the flow run, not on the tasks: on Prefect 3.8 a slot
+        # taken inside a task run, or a tagged task run, often waited about 2 s
+        # (bench/README.md, "Prefect costs").
+        with journey_locks(keys, timeout_seconds=LOCK_TIMEOUT_SECONDS):
+            passes, failed = _advance(engine, project, settings, keys, at)
     finally:
         engine.dispose()
     _publish(passes, failed, at, journey or "all")

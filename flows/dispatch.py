@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from prefect import flow, tags, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.logging import get_run_logger
@@ -27,7 +27,7 @@ from prefect.runtime import flow_run
 from sqlalchemy import Engine, and_, func, select
 
 from flows._artifacts import Progress, markdown_table, publish_summary, publish_table
-from flows._common import resolve_now, retry_transient, run_name, stamp
+from flows._common import resolve_now, retry_transient, run_name, stamp, tag_flow_run
 from omni_journey.delivery import DispatchReport, Renderer, dispatch, load_providers
 from omni_journey.delivery.base import Provider
 from omni_journey.service.pipeline import project_renderer, worker_id
@@ -158,7 +158,7 @@ def dispatch_outbox(
     settings = get_settings()
     providers = load_providers(settings)
     renderer = project_renderer(settings)
-    channel_tags = [f"channel:{c}" for c in sorted(providers)]
+    tag_flow_run(f"channel:{c}" for c in sorted(providers))
     worker = f"prefect-{str(flow_run.id or worker_id())[:8]}"
     batch = send_batch.with_options(timeout_seconds=settings.dispatch_claim_seconds + 60)
     engine = open_store(settings.resolved_database_url)
@@ -177,18 +177,17 @@ def dispatch_outbox(
                 size = min(size, remaining)
             batches += 1
             wall = at + timedelta(seconds=time.monotonic() - started)
-            with tags("dispatch", *channel_tags):
-                state: State[Any] = batch(
-                    engine,
-                    providers,
-                    renderer,
-                    settings,
-                    number=batches,
-                    now=wall,
-                    limit=size,
-                    worker=worker,
-                    return_state=True,
-                )
+            state: State[Any] = batch(
+                engine,
+                providers,
+                renderer,
+                settings,
+                number=batches,
+                now=wall,
+                limit=size,
+                worker=worker,
+                return_state=True,
+            )
             result = state.result(raise_on_failure=False)
             report = result.report if isinstance(result, SendBatchError) else result
             if not isinstance(report, DispatchReport):  # the task itself broke

@@ -14,13 +14,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect import flow, tags, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from sqlalchemy import Engine
 
 from flows._artifacts import Progress, markdown_table, publish_summary, publish_table
-from flows._common import resolve_now, retry_transient, run_name, stamp
+from flows._common import resolve_now, retry_transient, run_name, stamp, tag_flow_run
 from omni_journey.service.ingest import ImportResult, import_file
 from omni_journey.service.prefect_events import emit_ingested, ingested_counts, last_event_seq
 from omni_journey.settings import Settings, get_settings
@@ -107,15 +107,13 @@ def ingest(
     try:
         with engine.connect() as connection:
             before = last_event_seq(connection)
-        with tags(f"ingest:{kind}"):
-            result = import_task(
-                engine, settings, source, kind, label=label, now=at, file_format=file_format
-            )
-            counts: dict[str, int] = {}
-            if kind == "events" and result.accepted:
-                counts = announce_ingested(
-                    engine, received_at=at, after_seq=before, source="ingest"
-                )
+        tag_flow_run([f"ingest:{kind}"])
+        result = import_task(
+            engine, settings, source, kind, label=label, now=at, file_format=file_format
+        )
+        counts: dict[str, int] = {}
+        if kind == "events" and result.accepted:
+            counts = announce_ingested(engine, received_at=at, after_seq=before, source="ingest")
     finally:
         engine.dispose()
     when = stamp(at)

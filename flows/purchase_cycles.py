@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from prefect import flow, tags, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from sqlalchemy import Engine
@@ -61,8 +61,7 @@ def purchase_cycles(now: datetime | None = None) -> dict[str, Any]:
     try:
         with engine.connect() as connection:
             before = last_event_seq(connection)
-        with tags("purchase-cycles"):
-            report = predict_purchase_cycles(engine, at)
+        report = predict_purchase_cycles(engine, at)
         with engine.connect() as connection:
             stored = ingested_counts(connection, received_at=at, after_seq=before)
     finally:

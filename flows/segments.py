@@ -1,6 +1,8 @@
 """``evaluate-segments``: update segment memberships, one task per segment.
 
-Each ``segment-<key>`` task is one transaction of
+First one ``fan-out-catalogue`` task copies the last day's catalogue events (a price
+drop, a product back in stock) to each customer who viewed the product. Then each
+``segment-<key>`` task is one transaction of
 :func:`omni_journey.segments.evaluate.evaluate_segments` (the segment's state row
 locked, members computed in SQL, ``segment.entered`` / ``segment.exited`` events
 stored). Then the flow announces what was stored to Prefect: one
@@ -14,16 +16,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from prefect import flow, tags, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.logging import get_run_logger
 from sqlalchemy import Engine
 
 from flows._artifacts import Progress, markdown_table, publish_summary, publish_table
-from flows._common import resolve_now, retry_transient, run_name, stamp
+from flows._common import resolve_now, retry_transient, run_name, stamp, tag_flow_run
 from omni_journey.segments.evaluate import Delta, evaluate_segments
-from omni_journey.segments.triggers import behavioural_segments
+from omni_journey.segments.triggers import FanOut, behavioural_segments, fan_out_catalogue_events
 from omni_journey.service.prefect_events import (
     emit_ingested,
     emit_segment_entries,
@@ -35,7 +37,28 @@ from omni_journey.spec.models import SegmentSpec
 from omni_journey.spec.project import load_project
 from omni_journey.store import open_store
 
-__all__ = ["evaluate_segment", "segments_flow"]
+__all__ = ["evaluate_segment", "fan_out_catalogue", "segments_flow"]
+
+
+@task(
+    name="fan-out-catalogue",
+    task_run_name="fan-out-catalogue",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=retry_transient,
+    timeout_seconds=1800,
+    cache_policy=NO_CACHE,
+)
+def fan_out_catalogue(engine: Engine, *, now: datetime) -> FanOut:
+    """Copy the last day's ``product.price_dropped`` / ``product.back_in_stock``
+    catalogue events to every customer who viewed the product (idempotent)."""
+    result = fan_out_catalogue_events(engine, now=now)
+    get_run_logger().info(
+        "%d catalogue events, %d customer events emitted",
+        result.catalogue_events,
+        result.emitted,
+    )
+    return result
 
 
 @task(
@@ -93,18 +116,19 @@ def segments_flow(
     unknown = sorted(set(keys) - set(known))
     if unknown:
         raise ValueError(f"unknown segments: {', '.join(unknown)}")
+    tag_flow_run(f"segment:{key}" for key in keys)
     engine = open_store(settings.resolved_database_url)
     deltas: dict[str, Delta] = {}
     failed: dict[str, str] = {}
     try:
         with engine.connect() as connection:
             before = last_event_seq(connection)
+        fanned: FanOut = fan_out_catalogue(engine, now=at)
         progress = Progress(f"Evaluating {len(keys)} segments") if len(keys) > 1 else None
         for number, key in enumerate(keys, start=1):
-            with tags(f"segment:{key}"):
-                state: State[Any] = evaluate_segment(
-                    engine, known, key, now=at, emit_on_first=emit_on_first, return_state=True
-                )
+            state: State[Any] = evaluate_segment(
+                engine, known, key, now=at, emit_on_first=emit_on_first, return_state=True
+            )
             if state.is_completed():
                 deltas[key] = state.result()
             else:
@@ -130,7 +154,11 @@ def segments_flow(
     ]
     when = stamp(at)
     publish_table(rows, key=("segments",), description=f"Segment changes at {when}")
-    lines = [f"# Segments at {when} UTC", "", markdown_table(rows)]
+    lines = [f"# Segments at {when} UTC", "", markdown_table(rows), ""]
+    lines.append(
+        f"Catalogue fan-out: {fanned.catalogue_events} catalogue events, "
+        f"{fanned.emitted} customer events emitted."
+    )
     lines += [f"- **{key}**: FAILED: {reason}" for key, reason in sorted(failed.items())]
     publish_summary("\n".join(lines), key=("segments", "summary"), description=when)
     logger.info("evaluated %d segments; stored events: %s", len(deltas), stored or "none")

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, tags, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from sqlalchemy import Engine
@@ -67,14 +67,13 @@ def train_channel_model(
     settings = get_settings()
     engine = open_store(settings.resolved_database_url)
     try:
-        with tags("train"):
-            result = train_model(
-                engine,
-                models_dir=settings.home / "models",
-                now=at,
-                days=days,
-                min_conversions=min_conversions,
-            )
+        result = train_model(
+            engine,
+            models_dir=settings.home / "models",
+            now=at,
+            days=days,
+            min_conversions=min_conversions,
+        )
     finally:
         engine.dispose()
     summary = {

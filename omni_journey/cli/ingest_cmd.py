@@ -12,9 +12,16 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy import Engine
 
 from omni_journey.cli import app
 from omni_journey.service.ingest import ImportFileError, ImportResult, import_file, ingest_events
+from omni_journey.service.prefect_events import (
+    emit_ingested,
+    flush,
+    ingested_counts,
+    last_event_seq,
+)
 from omni_journey.settings import get_settings
 from omni_journey.store import open_store
 
@@ -47,6 +54,9 @@ def _import(path: Path, kind: Literal["events", "customers"], file_format: str |
         err.print(f"[red]error:[/] {escape(str(path))}: cannot read the file ({error.strerror})")
         raise typer.Exit(EXIT_UNREADABLE) from None
     engine = open_store(settings.resolved_database_url)
+    now = datetime.now(UTC)
+    with engine.connect() as connection:
+        before = last_event_seq(connection)
     columns = (
         TextColumn(f"importing {kind}"),
         BarColumn(),
@@ -61,16 +71,27 @@ def _import(path: Path, kind: Literal["events", "customers"], file_format: str |
                 path,
                 kind,
                 settings=settings,
-                now=datetime.now(UTC),
+                now=now,
                 progress=lambda done: progress.update(task, completed=done),
                 file_format=file_format,
             )
+        if kind == "events":
+            _announce(engine, now, before)
     except ImportFileError as error:
         err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(EXIT_UNREADABLE) from None
     finally:
         engine.dispose()
     _report(out, result)
+
+
+def _announce(engine: Engine, now: datetime, before: int) -> None:
+    """Tell Prefect what was stored (one event per event name), so the journeys these
+    events enter start within seconds; a no-op without ``PREFECT_API_URL``."""
+    with engine.connect() as connection:
+        stored = ingested_counts(connection, received_at=now, after_seq=before)
+    if emit_ingested(stored, source="cli"):
+        flush()
 
 
 def _report(console: Console, result: ImportResult) -> None:
@@ -138,7 +159,10 @@ def track(
     }
     engine = open_store(settings.resolved_database_url)
     try:
+        with engine.connect() as connection:
+            before = last_event_seq(connection)
         result = ingest_events(engine, [record], now=now, settings=settings)
+        _announce(engine, now, before)
     finally:
         engine.dispose()
     if result.rejected:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -27,7 +29,14 @@ from omni_journey.service.run import JourneyRunner
 from omni_journey.settings import Settings
 from omni_journey.spec.durations import parse_duration
 from omni_journey.spec.models import FrequencyCap
-from omni_journey.spec.project import Project, load_project
+from omni_journey.spec.project import (
+    EVENTS_FILE,
+    JOURNEYS_DIR,
+    SEGMENTS_DIR,
+    TEMPLATES_DIR,
+    Project,
+    load_project,
+)
 
 __all__ = [
     "build_runner",
@@ -43,10 +52,42 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"[:64]
 
 
+_loaded: dict[Path, tuple[tuple[tuple[str, int, int], ...], Project]] = {}
+_loaded_lock = threading.Lock()
+
+
+def _fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """Every project file's path, size and modification time: a change to any of them
+    (or a file added or removed) changes the fingerprint."""
+    files = [root / EVENTS_FILE]
+    for folder in (JOURNEYS_DIR, SEGMENTS_DIR, TEMPLATES_DIR):
+        files += sorted((root / folder).rglob("*"))
+    found: list[tuple[str, int, int]] = []
+    for file in files:
+        try:
+            stat = file.stat()
+        except OSError:
+            continue
+        found.append((str(file), stat.st_size, stat.st_mtime_ns))
+    return tuple(found)
+
+
 def load_valid_project(settings: Settings) -> Project:
     """The project under ``OMNI_PROJECT_DIR``; :class:`SpecError` if any file is invalid
-    (an invalid journey never runs)."""
-    return load_project(settings.project_dir).require_valid()
+    (an invalid journey never runs).
+
+    A process that loads the same unchanged project again (a served flow, the demo's
+    passes) gets the parsed project back: parsing every file took 0.1-0.2 s a pass."""
+    root = Path(settings.project_dir).resolve()
+    fingerprint = _fingerprint(root)
+    with _loaded_lock:
+        cached = _loaded.get(root)
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    project = load_project(root).require_valid()
+    with _loaded_lock:
+        _loaded[root] = (fingerprint, project)
+    return project
 
 
 def global_cap(settings: Settings) -> FrequencyCap | None:

@@ -33,6 +33,7 @@ DEPLOYMENTS = {
     "evaluate-segments/evaluate-segments",
     "purchase-cycles/purchase-cycles",
     "train-channel-model/train-channel-model",
+    "report/report",
 }
 
 
@@ -89,6 +90,7 @@ def test_prefect_deploy_all_creates_every_deployment_and_journey_automation(
     assert schedules["evaluate-segments/evaluate-segments"][0]["interval"] == 300
     assert schedules["purchase-cycles/purchase-cycles"][0]["cron"] == "15 3 * * *"
     assert schedules["train-channel-model/train-channel-model"][0]["cron"] == "30 2 * * *"
+    assert schedules["report/report"][0]["cron"] == "0 6 * * *"
     assert schedules["ingest/ingest"] == []
     found = {
         (a.name, json.dumps(a.trigger.match.model_dump(mode="json")), a.trigger.within)

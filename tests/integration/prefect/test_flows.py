@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 import pytest
+from sqlalchemy import func, select
 
+from omni_journey.store.core import ENROLLMENTS
 from tests.integration.prefect.conftest import (
     CART,
     CRM,
@@ -89,9 +92,11 @@ def test_advance_runs_one_task_per_journey_and_publishes_step_counts(
     assert _flow_run(run_id).name == "advance-all-2026-05-01T10:01"
     tasks = _settled_task_runs(run_id, expected=2)
     assert sorted(t.name for t in tasks) == ["advance-quick_cart", "advance-quick_nudge"]
-    assert {"journey:quick_nudge", "channel:email"} <= set(
-        next(t for t in tasks if t.name == "advance-quick_nudge").tags
+    # tags on the flow run, not on its tasks (a tagged task run waits for tag slots)
+    assert {"journey:quick_nudge", "journey:quick_cart", "channel:email"} <= set(
+        _flow_run(run_id).tags
     )
+    assert all(t.tags == [] for t in tasks)
     artifacts = _artifacts(run_id)
     nudge = {row["step"]: row for row in artifacts["advance-quick-nudge"]}
     assert nudge["(journey)"]["entered"] == 40
@@ -131,11 +136,12 @@ def test_advance_one_journey_is_named_and_tagged_for_it(
 
 
 def test_dispatch_sends_in_batch_tasks_not_one_per_message(
-    prefect_api: PrefectApi, make_shop: Callable[..., Shop]
+    prefect_api: PrefectApi, make_shop: Callable[..., Shop], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flows.advance import advance
     from flows.dispatch import dispatch_outbox
 
+    monkeypatch.setattr("flows._artifacts.PROGRESS_AFTER_SECONDS", 0.0)  # long runs only
     shop = make_shop({"quick_nudge": NUDGE}, dispatch_batch_size="15")
     customers = shop.profiles(40)
     shop.events("product.viewed", customers)
@@ -209,7 +215,10 @@ def test_segments_purchase_cycles_and_training_run_as_few_tasks_with_artifacts(
     run_id = first.state_details.flow_run_id
     assert run_id is not None
     assert _flow_run(run_id).name == "segments-all-2026-05-01T10:00"
-    assert [t.name for t in _settled_task_runs(run_id, expected=1)] == ["segment-reachable"]
+    assert sorted(t.name for t in _settled_task_runs(run_id, expected=2)) == [
+        "fan-out-catalogue",
+        "segment-reachable",
+    ]
     [row] = _artifacts(run_id)["segments"]
     assert (row["members"], row["first_evaluation"]) == (12, True)
 
@@ -227,3 +236,30 @@ def test_segments_purchase_cycles_and_training_run_as_few_tasks_with_artifacts(
     trained_id = trained.state_details.flow_run_id
     assert trained_id is not None
     assert "not enough data" in _artifacts(trained_id)["train-channel-model-summary"]
+
+
+def test_a_second_run_waits_while_another_holds_the_journey(
+    prefect_api: PrefectApi, make_shop: Callable[..., Shop]
+) -> None:
+    from prefect.concurrency.sync import concurrency
+
+    from flows._common import ensure_journey_locks, lock_name
+    from flows.advance import advance
+
+    shop = make_shop({"quick_nudge": NUDGE})
+    shop.events("product.viewed", shop.profiles(3))
+    ensure_journey_locks(["quick_nudge"])
+    states: list[Any] = []
+    with concurrency(lock_name("quick_nudge"), occupy=1, timeout_seconds=30):
+        second = threading.Thread(
+            target=lambda: states.append(advance(journey="quick_nudge", now=T0, return_state=True))
+        )
+        second.start()
+        wait_for(lambda: False, timeout=4)  # the other run holds the journey
+        assert states == []
+        with shop.engine.connect() as connection:
+            assert connection.execute(select(func.count()).select_from(ENROLLMENTS)).scalar() == 0
+    second.join(timeout=60)
+    [state] = states
+    assert state.is_completed(), state.message
+    assert state.result()["quick_nudge"]["entered"] == 3
