@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 import time
 from datetime import timedelta
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from omni_journey.analytics import ReportOptions, write_report
-from omni_journey.channels.simulator import START
 from omni_journey.cli import app
 from omni_journey.errors import ConfigError, SpecError
 from omni_journey.service.demo import (
@@ -21,7 +23,6 @@ from omni_journey.service.demo import (
     Tick,
     conversions,
     demo_settings,
-    run_demo,
 )
 from omni_journey.service.pipeline import load_valid_project
 from omni_journey.settings import get_settings
@@ -46,28 +47,62 @@ def _summary_table(summary: DemoSummary, converted: dict[str, int]) -> Table:
     return table
 
 
+def _flows(root: Path) -> Any:
+    """``flows/demo.py`` of the project: the demo runs the same flows the Prefect
+    deployments run (``prefect.yaml``), imported from the folder they are deployed
+    from. Prefect logs warnings only, so the progress bar stays readable."""
+    if not (root / "flows" / "demo.py").is_file():
+        raise ConfigError(
+            "OMNI_PROJECT_DIR",
+            f"no flows/demo.py under {root}: run the demo from the repository root "
+            "(where journeys/ and flows/ are)",
+        )
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return importlib.import_module("flows.demo")
+
+
 @app.command()
 def demo(
     customers: Annotated[int, typer.Option(min=10, max=200_000, help="Shop size.")] = 1000,
     days: Annotated[int, typer.Option(min=1, max=365, help="Simulated days.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of the simulated shop.")] = 7,
+    pass_every: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=24,
+            help="Simulated hours between two passes (an advance and a dispatch flow run).",
+        ),
+    ] = 3,
 ) -> None:
     """Run a simulated shop through every journey in journeys/ for a month, on the
-    embedded default (SQLite under OMNI_HOME/demo, the file outbox), and summarise."""
+    embedded default (SQLite under OMNI_HOME/demo, the file outbox), with the Prefect
+    flows doing the work (Prefect's ephemeral API unless PREFECT_API_URL is set), and
+    summarise; then write the report."""
     console = Console()
     try:
         base = get_settings()
         project = load_valid_project(base)
+        flows = _flows(Path(base.project_dir).resolve())
     except (ConfigError, SpecError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
     settings = demo_settings(base)
-    config = DemoConfig(customers=customers, days=days, seed=seed)
+    config = DemoConfig(customers=customers, days=days, seed=seed, tick=timedelta(hours=pass_every))
     console.print(
         f"[bold]omni-journey demo[/bold]: {customers} customers, {days} simulated days, "
         f"{len(project.journeys)} journeys ({', '.join(sorted(project.journeys))})"
     )
     console.print(f"store: {settings.resolved_database_url}   outbox: {settings.outbox_dir}")
+    api = os.environ.get("PREFECT_API_URL")
+    console.print(
+        "Prefect: flow runs go to "
+        + (api if api else "a temporary local Prefect server (set PREFECT_API_URL to watch them)")
+    )
     started = time.monotonic()
     with Progress(
         TextColumn("{task.description}"),
@@ -77,7 +112,7 @@ def demo(
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        task = progress.add_task("simulated hours", total=None, status="loading the shop")
+        task = progress.add_task("passes", total=None, status="loading the shop")
         sent = 0
 
         def on_tick(tick: Tick) -> None:
@@ -90,19 +125,11 @@ def demo(
                 status=f"{tick.now:%a %d %b %H:%M} UTC · {sent} messages sent",
             )
 
-        summary = run_demo(settings, project, config, on_tick=on_tick)
+        run = flows.run_demo_flows(settings, project, config, on_tick=on_tick)
+    summary: DemoSummary = run.summary
     engine = create_store_engine(settings.resolved_database_url)
     try:
         converted = dict(conversions(engine))
-        with console.status(
-            "writing the report (funnels, holdout lift, channel mix, policy value)"
-        ):
-            report = write_report(
-                engine,
-                settings.home / "report",
-                now=START + timedelta(days=days),
-                options=ReportOptions.from_settings(settings),
-            )
     finally:
         engine.dispose()
     console.print(_summary_table(summary, converted))
@@ -115,8 +142,8 @@ def demo(
     console.print(
         f"{summary.customers} customers, {summary.history_events} history events, "
         f"{summary.events} events during the demo, {summary.passes} journey passes, "
-        f"{summary.failed} failed and {summary.suppressed} suppressed sends, "
-        f"in {time.monotonic() - started:.0f} s"
+        f"{run.flow_runs} Prefect flow runs, {summary.failed} failed and "
+        f"{summary.suppressed} suppressed sends, in {time.monotonic() - started:.0f} s"
     )
     console.print(f"open the messages that would have been sent: {summary.outbox}/<channel>/")
-    console.print(f"open the report: {report}")
+    console.print(f"open the report: {run.report}")

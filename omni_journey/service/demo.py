@@ -1,40 +1,42 @@
 """The demo: a simulated shop runs every journey for a month on the embedded default.
 
-The same functions production uses do the work: ``ingest_*`` for profiles, behaviour
-and provider feedback, segment evaluation and purchase cycles once a simulated day,
-:class:`JourneyRunner` passes, and the dispatcher sending through the file outbox.
-The shop (:class:`omni_journey.channels.simulator.Shop`) answers each message that was
-sent with deliveries, opens, clicks, orders and unsubscribes, as real providers and
-customers would.
+The shop's behaviour and provider feedback go in through ``ingest_*``, as a collector
+would put them; the journeys are moved by ``passes`` (``flows/demo.py``: the production
+Prefect flows, run with the simulated time as ``now``), and the dispatcher sends through
+the file outbox. The shop (:class:`omni_journey.channels.simulator.Shop`) answers each
+message that was sent with deliveries, opens, clicks, orders and unsubscribes, as real
+providers and customers would.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import Engine, and_, func, select
 
 from omni_journey.channels.simulator import START, SentMessage, Shop
-from omni_journey.delivery import load_providers
-from omni_journey.segments.evaluate import evaluate_segments
-from omni_journey.segments.purchase_cycles import run_purchase_cycles
-from omni_journey.segments.triggers import fan_out_catalogue_events
 from omni_journey.service.ingest import ingest_events, ingest_profiles
-from omni_journey.service.pipeline import build_runner, dispatch_due
-from omni_journey.service.run import PassReport
 from omni_journey.settings import Settings
-from omni_journey.spec.project import Project
 from omni_journey.store import open_store
 from omni_journey.store.core import EVENTS, JOURNEY_LOG, MESSAGES
 
-__all__ = ["DemoConfig", "DemoSummary", "Tick", "demo_settings", "prepare_demo", "run_demo"]
+__all__ = [
+    "DemoConfig",
+    "DemoSummary",
+    "Passes",
+    "Tick",
+    "demo_environment",
+    "demo_settings",
+    "prepare_demo",
+    "run_demo",
+]
 
 _BATCH = 5000
 
@@ -73,7 +75,6 @@ class Tick:
     index: int
     total: int
     now: datetime
-    report: PassReport
     sent: int
 
 
@@ -91,6 +92,18 @@ def demo_settings(settings: Settings) -> Settings:
             "webhook_provider": "file",
         }
     )
+
+
+_PROVIDERS = ("email", "sms", "push", "whatsapp", "webhook")
+
+
+def demo_environment(settings: Settings) -> dict[str, str]:
+    """The ``OMNI_*`` variables that make :func:`get_settings` (what the flows read)
+    return ``settings``' demo corner: home, store and file providers."""
+    env = {"OMNI_HOME": str(settings.home), "OMNI_DATABASE_URL": settings.resolved_database_url}
+    for channel in _PROVIDERS:
+        env[f"OMNI_{channel.upper()}_PROVIDER"] = str(getattr(settings, f"{channel}_provider"))
+    return env
 
 
 def _batches(rows: Sequence[dict[str, Any]]) -> Iterator[Sequence[dict[str, Any]]]:
@@ -166,39 +179,57 @@ def _sent_since(engine: Engine, since: datetime) -> list[SentMessage]:
     ]
 
 
+class Passes(Protocol):
+    """What moves the shop's customers through the journeys, once per simulated tick.
+
+    The demo command passes the Prefect flows (``flows/demo.py``): each pass is a flow
+    run of the production flow, with the simulated time as ``now``."""
+
+    def daily(self, now: datetime) -> None:
+        """Segments, purchase cycles and the catalogue fan-out (once a simulated day)."""
+
+    def advance(self, now: datetime) -> Mapping[str, Mapping[str, int]]:
+        """One pass over every journey; counts per journey."""
+        ...
+
+    def dispatch(self, now: datetime) -> Mapping[str, Any]:
+        """Send what is due; ``failed`` and ``suppressed`` counts at least."""
+        ...
+
+
 def run_demo(
     settings: Settings,
-    project: Project,
     config: DemoConfig,
     *,
+    passes: Callable[[Engine], Passes],
     on_tick: Callable[[Tick], None] | None = None,
 ) -> DemoSummary:
-    """Run the demo to the end and return what it did."""
+    """Run the demo to the end and return what it did. ``passes(engine)`` makes what
+    advances the journeys: the Prefect flows (``flows/demo.py``)."""
     engine, shop, summary, signups = prepare_demo(settings, config)
     try:
-        runner = build_runner(engine, project, settings)
-        providers = load_providers(settings)
+        mover = passes(engine)
         end = shop.start + timedelta(days=config.days)
         ticks = int((end - shop.start) / config.tick)
         previous = shop.start - config.tick
         pending_signups = sorted(signups, key=lambda e: str(e["at"]))
+        daily_on: date | None = None
         for index in range(1, ticks + 1):
             now = shop.start + index * config.tick
             organic = shop.advance(now)
             due = [e for e in pending_signups if datetime.fromisoformat(str(e["at"])) <= now]
             pending_signups = pending_signups[len(due) :]
             summary.events += _ingest(engine, organic + due, now, settings)
-            if (now.hour == 6 and now.minute == 0) or index == 1:
-                evaluate_segments(engine, project.segments, now=now)
-                run_purchase_cycles(engine, now=now)
-                fan_out_catalogue_events(engine, now=now)
-            report = runner.run(now)
+            if daily_on is None or (now.date() > daily_on and now.hour >= 6):
+                mover.daily(now)  # the first pass, then the first of a day from 06:00
+                daily_on = now.date()
+            counts = mover.advance(now)
             summary.passes += 1
-            for key, counts in report.journeys.items():
-                summary.journeys.setdefault(key, Counter()).update(counts)
-            dispatched = dispatch_due(engine, settings, now=now, providers=providers)
-            summary.failed += dispatched.failed
-            summary.suppressed += dispatched.suppressed
+            for key, journey_counts in counts.items():
+                summary.journeys.setdefault(key, Counter()).update(journey_counts)
+            dispatched = mover.dispatch(now)
+            summary.failed += int(dispatched.get("failed", 0))
+            summary.suppressed += int(dispatched.get("suppressed", 0))
             sent = _sent_since(engine, previous)
             previous = max([previous, *(s.at for s in sent)])
             summary.sent_by_channel.update(s.channel for s in sent)
@@ -209,7 +240,7 @@ def run_demo(
             if withdrawals:
                 ingest_profiles(engine, withdrawals, now=now, settings=settings)
             if on_tick is not None:
-                on_tick(Tick(index, ticks, now, report, len(sent)))
+                on_tick(Tick(index, ticks, now, len(sent)))
         return summary
     finally:
         engine.dispose()
