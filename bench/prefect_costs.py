@@ -12,7 +12,10 @@ Measures, against a real Prefect API (``prefect_test_harness`` unless
 3. 10,000 messages (``--messages``) as 20 batch tasks (``--batches``) against one task
    per message, the latter timed on ``--sample`` messages and extrapolated; the same
    per-message work (render a short text, hash it) runs in both, and bare (no Prefect);
-4. how long the server takes to record the sample's task runs after the flow returned.
+4. how long the server takes to record the sample's task runs after the flow returned;
+5. six task runs (one per journey, as ``advance`` runs them) untagged and each with a
+   ``journey:<key>`` tag, and six 1-slot global concurrency limits taken in the flow
+   around each task and inside each task (median flow-run time of ``--runs`` runs).
 
 Prints medians and the ratios between figures of the same run.
 """
@@ -137,6 +140,43 @@ def main() -> None:
 
         return flow_run.id
 
+    from prefect import tags as tagged
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.concurrency.sync import concurrency
+
+    journeys = [f"bench-journey-{i}" for i in range(6)]
+
+    @task(cache_policy=NO_CACHE)
+    def journey_task(key: str) -> str:
+        return work(len(key))
+
+    @task(cache_policy=NO_CACHE)
+    def journey_task_with_slot(key: str) -> str:
+        with concurrency(key, occupy=1, timeout_seconds=60):
+            return work(len(key))
+
+    @flow
+    def six_untagged() -> None:
+        for key in journeys:
+            journey_task(key)
+
+    @flow
+    def six_tagged() -> None:
+        for key in journeys:
+            with tagged(f"journey:{key}"):
+                journey_task(key)
+
+    @flow
+    def six_slots_in_flow() -> None:
+        for key in journeys:
+            with concurrency(key, occupy=1, timeout_seconds=60):
+                journey_task(key)
+
+    @flow
+    def six_slots_in_tasks() -> None:
+        for key in journeys:
+            journey_task_with_slot(key)
+
     def recorded(run_id: Any) -> int:
         with get_client(sync_client=True) as client:
             response = client.request(
@@ -194,6 +234,23 @@ def main() -> None:
             lag = settle(sample_run, args.sample)
         extrapolated = quiet + (sampled - quiet) * args.messages / args.sample
 
+        with get_client(sync_client=True) as client:
+            for key in journeys:
+                with contextlib.suppress(Exception):
+                    client.create_global_concurrency_limit(
+                        GlobalConcurrencyLimitCreate(name=key, limit=1)
+                    )
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            journey_costs = {}
+            for name, variant in (
+                ("6 journey tasks, untagged", six_untagged),
+                ("6 journey tasks, each tagged journey:<key>", six_tagged),
+                ("6 journey tasks, slot taken in the flow", six_slots_in_flow),
+                ("6 journey tasks, slot taken inside each task", six_slots_in_tasks),
+            ):
+                variant()  # warm up
+                journey_costs[name] = statistics.median(timed(variant, args.runs))
+
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     rows = [
         ("sync flow run (default heartbeats)", sync),
@@ -207,6 +264,7 @@ def main() -> None:
         (f"{args.messages:,} messages, one task each (extrapolated)", extrapolated),
         (f"server recording {args.sample} task runs after the flow", lag),
     ]
+    rows += list(journey_costs.items())
     print()
     for name, seconds in rows:
         print(f"{name:<62} {seconds:9.3f} s")
@@ -215,6 +273,9 @@ def main() -> None:
     print(f"sync default / heartbeats off:         {sync / quiet:6.1f}x")
     print(f"one task per message / batch tasks:    {extrapolated / batched:6.1f}x")
     print(f"batch tasks / no Prefect:              {batched / bare:6.1f}x")
+    costs = list(journey_costs.values())  # untagged, tagged, slots in flow, in tasks
+    print(f"tagged / untagged journey tasks:       {costs[1] / costs[0]:6.1f}x")
+    print(f"slots in tasks / slots in the flow:    {costs[3] / costs[2]:6.1f}x")
 
 
 if __name__ == "__main__":
