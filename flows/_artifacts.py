@@ -63,9 +63,10 @@ def journey_step_rows(
     pass did (``journey_log`` rows after ``after_log_id``) and who waits where now.
 
     Columns: ``entered`` (reached the step), ``waiting`` (active enrollments on it),
-    ``sent_<channel>``, ``skipped`` and ``skipped_by_reason``, ``converted`` (last
-    step before the conversion), ``exited``. The ``(journey)`` row counts entries into
-    and exits from the journey.
+    ``sent_<channel>``, ``skipped`` and ``skipped_by_reason``, ``deferred`` (held by
+    quiet hours or a cap this pass), ``converted`` (last step before the conversion),
+    ``exited``. The ``(journey)`` row counts entries into and exits from the journey;
+    its ``waiting`` are customers past the last step whose goal window is still open.
     """
     log = JOURNEY_LOG.c
     with engine.connect() as connection:
@@ -115,6 +116,7 @@ def journey_step_rows(
         row["skipped_by_reason"] = ", ".join(
             f"{r} {n}" for r, n in sorted(reasons[step].items(), key=lambda i: (-i[1], i[0]))
         )
+        row["deferred"] = counts["deferred"]
         row["converted"] = counts["converted"]
         row["exited"] = counts["exited"] + counts["completed"]
         rows.append(row)

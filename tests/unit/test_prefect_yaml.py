@@ -48,6 +48,7 @@ def test_prefect_yaml_validates_with_prefects_own_models() -> None:
         "evaluate-segments",
         "ingest",
         "purchase-cycles",
+        "report",
         "train-channel-model",
     ]
     for deployment in model.deployments:

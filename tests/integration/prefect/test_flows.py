@@ -104,6 +104,7 @@ def test_advance_runs_one_task_per_journey_and_publishes_step_counts(
     assert nudge["nudge"]["entered"] == 40
     assert nudge["nudge"]["sent_email"] == 40
     assert nudge["nudge"]["skipped"] == 0
+    assert nudge["nudge"]["deferred"] == 0  # no quiet hours in this journey
     cart = {row["step"]: row for row in artifacts["advance-quick-cart"]}
     assert cart["settle"]["entered"] == 10
     assert cart["settle"]["waiting"] == 10
