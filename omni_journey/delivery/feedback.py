@@ -15,7 +15,8 @@ and topic, and applies it in one transaction:
 
 Event ids are ``<name>:sns:<SNS MessageId>``, so SNS's redeliveries are stored once.
 The outbox row is found by SES message id, or by the ``omni_message`` email tag.
-An inbound SMS (two-way SMS topic) goes to :func:`.optout.handle_inbound_sms`.
+An inbound SMS (two-way SMS topic) goes to :func:`.optout.handle_inbound_sms` (STOP
+opts the number out, START / UNSTOP back in).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class FeedbackResult:
     subscribe_url: str | None = None
     events: int = 0
     suppressed: int = 0
+    resubscribed: int = 0
     unmatched: int = 0
 
 
@@ -99,14 +101,18 @@ def handle_sns_notification(
         with engine.begin() as connection:
             return _apply_ses(connection, message, sns_id, now)
     if "originationNumber" in message and "messageBody" in message:
-        opted_out = handle_inbound_sms(
+        outcome = handle_inbound_sms(
             engine,
             phone=str(message["originationNumber"]),
             text=str(message["messageBody"]),
             now=now,
             inbound_id=str(message.get("inboundMessageId") or sns_id),
         )
-        return FeedbackResult("sms", suppressed=int(opted_out))
+        return FeedbackResult(
+            "sms",
+            suppressed=int(outcome == "opted_out"),
+            resubscribed=int(outcome == "opted_in"),
+        )
     return FeedbackResult("ignored")
 
 

@@ -1,32 +1,39 @@
-"""Inbound SMS keywords: STOP and friends opt the number out.
+"""Inbound SMS keywords: STOP and friends opt the number out, START and UNSTOP back in.
 
 :func:`handle_inbound_sms` is what the collector, a flow or :mod:`.feedback` (two-way
 SMS through SNS) calls with one inbound message. An opt-out withdraws SMS consent of
 every customer with that number, suppresses the number, and records a
-``message.unsubscribed`` event, in one transaction; repeating it changes nothing.
+``message.unsubscribed`` event, in one transaction; repeating it changes nothing. An
+opt-in (the number's holder asking for messages again, AWS's resubscribe keywords) lifts
+the number's opt-out suppression (never a bounce's or a complaint's), grants SMS consent
+to every customer with that number and records ``message.resubscribed``.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Literal
 
-from sqlalchemy import Engine, Table, and_, select
+from sqlalchemy import Connection, Engine, Table, and_, delete, select
 
 from omni_journey.store.ops import insert_ignore
 from omni_journey.store.tables import Consent, Customer, Event, Identity, Suppression
 
-__all__ = ["OPT_OUT_KEYWORDS", "handle_inbound_sms", "is_opt_out"]
+__all__ = ["OPT_IN_KEYWORDS", "OPT_OUT_KEYWORDS", "handle_inbound_sms", "is_opt_in", "is_opt_out"]
 
 # AWS End User Messaging SMS's default opt-out keywords, plus common variants.
 OPT_OUT_KEYWORDS = frozenset({
     "ARRET", "CANCEL", "END", "OPT-OUT", "OPTOUT", "QUIT", "REMOVE", "STOP", "STOPALL",
     "TD", "UNSUBSCRIBE", "UNSUB", "REVOKE", "STOPP", "BAJA", "PARAR",
 })  # fmt: skip
+# What AWS documents for resubscribing (a toll-free number's opt-in keyword action).
+OPT_IN_KEYWORDS = frozenset({"START", "UNSTOP"})
 
 _CUSTOMERS: Table = Customer.__table__  # type: ignore[attr-defined]
 _IDENTITIES: Table = Identity.__table__  # type: ignore[attr-defined]
 _CONSENTS: Table = Consent.__table__  # type: ignore[attr-defined]
+_SUPPRESSIONS: Table = Suppression.__table__  # type: ignore[attr-defined]
 _TRIM = re.compile(r"^[\s\W_]+|[\s\W_]+$")
 
 
@@ -35,55 +42,50 @@ def is_opt_out(text: str) -> bool:
     return _TRIM.sub("", text).upper() in OPT_OUT_KEYWORDS
 
 
+def is_opt_in(text: str) -> bool:
+    """The whole message is an opt-in keyword (any case, surrounding punctuation ignored)."""
+    return _TRIM.sub("", text).upper() in OPT_IN_KEYWORDS
+
+
+Outcome = Literal["opted_out", "opted_in"]
+
+
 def handle_inbound_sms(
     engine: Engine, *, phone: str, text: str, now: datetime, inbound_id: str
-) -> bool:
-    """Apply one inbound SMS; True when it was an opt-out.
+) -> Outcome | None:
+    """Apply one inbound SMS: ``"opted_out"``, ``"opted_in"`` or None (any other text,
+    which changes nothing).
 
     ``phone`` is the sender in E.164; ``inbound_id`` (the provider's inbound message
     id) makes the event idempotent.
     """
-    if not is_opt_out(text):
-        return False
+    opt_in = is_opt_in(text)
+    if not opt_in and not is_opt_out(text):
+        return None
     with engine.begin() as connection:
-        owners = sorted(
-            {
-                str(c)
-                for (c,) in connection.execute(
-                    select(_CUSTOMERS.c.id).where(
-                        and_(_CUSTOMERS.c.phone == phone, _CUSTOMERS.c.merged_into.is_(None))
+        owners = _owners(connection, phone)
+        if opt_in:
+            connection.execute(
+                delete(_SUPPRESSIONS).where(
+                    and_(
+                        _SUPPRESSIONS.c.channel == "sms",
+                        _SUPPRESSIONS.c.address == phone,
+                        _SUPPRESSIONS.c.reason == "opt_out",
                     )
                 )
-            }
-            | {
-                str(c)
-                for (c,) in connection.execute(
-                    select(_IDENTITIES.c.customer_id).where(
-                        and_(_IDENTITIES.c.kind == "phone", _IDENTITIES.c.value == phone)
-                    )
-                )
-            }
-        )
-        connection.execute(
-            insert_ignore(connection, Suppression),
-            [{"channel": "sms", "address": phone, "reason": "opt_out", "created_at": now}],
-        )
-        for owner in owners:
-            updated = connection.execute(
-                _CONSENTS.update()
-                .where(and_(_CONSENTS.c.customer_id == owner, _CONSENTS.c.channel == "sms"))
-                .values(granted=False, source="sms_keyword", updated_at=now)
             )
-            if updated.rowcount == 0:
-                connection.execute(
-                    insert_ignore(connection, Consent),
-                    [{"customer_id": owner, "channel": "sms", "granted": False,
-                      "source": "sms_keyword", "updated_at": now}],
-                )  # fmt: skip
+        else:
+            connection.execute(
+                insert_ignore(connection, Suppression),
+                [{"channel": "sms", "address": phone, "reason": "opt_out", "created_at": now}],
+            )
+        for owner in owners:
+            _set_sms_consent(connection, owner, granted=opt_in, now=now)
+        kind = "resubscribed" if opt_in else "unsubscribed"
         events = [
             {
-                "event_id": f"sms.opt_out:{inbound_id}:{owner}",
-                "name": "message.unsubscribed",
+                "event_id": f"sms.opt_{'in' if opt_in else 'out'}:{inbound_id}:{owner}",
+                "name": f"message.{kind}",
                 "customer_id": owner,
                 "at": now,
                 "received_at": now,
@@ -93,4 +95,40 @@ def handle_inbound_sms(
         ]
         if events:
             connection.execute(insert_ignore(connection, Event, "event_id"), events)
-    return True
+    return "opted_in" if opt_in else "opted_out"
+
+
+def _owners(connection: Connection, phone: str) -> list[str]:
+    """The customers with this number: on their profile or as an identity."""
+    return sorted(
+        {
+            str(c)
+            for (c,) in connection.execute(
+                select(_CUSTOMERS.c.id).where(
+                    and_(_CUSTOMERS.c.phone == phone, _CUSTOMERS.c.merged_into.is_(None))
+                )
+            )
+        }
+        | {
+            str(c)
+            for (c,) in connection.execute(
+                select(_IDENTITIES.c.customer_id).where(
+                    and_(_IDENTITIES.c.kind == "phone", _IDENTITIES.c.value == phone)
+                )
+            )
+        }
+    )
+
+
+def _set_sms_consent(connection: Connection, owner: str, *, granted: bool, now: datetime) -> None:
+    updated = connection.execute(
+        _CONSENTS.update()
+        .where(and_(_CONSENTS.c.customer_id == owner, _CONSENTS.c.channel == "sms"))
+        .values(granted=granted, source="sms_keyword", updated_at=now)
+    )
+    if updated.rowcount == 0:
+        connection.execute(
+            insert_ignore(connection, Consent),
+            [{"customer_id": owner, "channel": "sms", "granted": granted,
+              "source": "sms_keyword", "updated_at": now}],
+        )  # fmt: skip

@@ -240,11 +240,12 @@ async def _handle_sns(
                 503, "subscription-not-confirmed", "confirming the subscription failed; retry"
             ) from None
     _log.info(
-        "sns %s: kind=%s events=%d suppressed=%d unmatched=%d",
+        "sns %s: kind=%s events=%d suppressed=%d resubscribed=%d unmatched=%d",
         source,
         result.kind,
         result.events,
         result.suppressed,
+        result.resubscribed,
         result.unmatched,
     )
     return JSONResponse(
@@ -253,6 +254,7 @@ async def _handle_sns(
             "kind": result.kind,
             "events": result.events,
             "suppressed": result.suppressed,
+            "resubscribed": result.resubscribed,
         }
     )
 

@@ -67,6 +67,7 @@ STANDARD_EVENTS: frozenset[str] = frozenset(
         "message.bounced",
         "message.complained",
         "message.unsubscribed",
+        "message.resubscribed",
         "purchase_cycle.due",
         "journey.entered",
         "journey.exited",

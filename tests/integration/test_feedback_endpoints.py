@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, insert, select, update
 
 from omni_journey.delivery.sns_signature import SnsSignatureVerifier, canonical_string
 from omni_journey.settings import Settings
@@ -147,7 +147,13 @@ def test_a_signed_ses_bounce_is_stored_once_and_suppresses(sns: Sns) -> None:
     again = sns.post("/feedback/ses", envelope)  # SNS redelivers
 
     assert first.status_code == 200, first.text
-    assert first.json() == {"success": True, "kind": "ses", "events": 1, "suppressed": 1}
+    assert first.json() == {
+        "success": True,
+        "kind": "ses",
+        "events": 1,
+        "suppressed": 1,
+        "resubscribed": 0,
+    }
     assert (again.status_code, again.json()["events"]) == (200, 0)
     [event] = sns.rows(_EVENTS)
     assert (event.name, event.customer_id, event.event_id) == (
@@ -251,7 +257,13 @@ def test_inbound_stop_opts_the_number_out(sns: Sns, caplog: pytest.LogCaptureFix
     add_customer(sns.engine, "c-1", phone=PHONE)
 
     hello = sns.post("/inbound/sms", _notification(sns.key, _inbound("Hello?"), "sns-0"))
-    assert hello.json() == {"success": True, "kind": "sms", "events": 0, "suppressed": 0}
+    assert hello.json() == {
+        "success": True,
+        "kind": "sms",
+        "events": 0,
+        "suppressed": 0,
+        "resubscribed": 0,
+    }
     assert sns.rows(_SUPPRESSIONS) == []
 
     stop = sns.post("/inbound/sms", _notification(sns.key, _inbound(" stop. ")))
@@ -272,6 +284,42 @@ def test_inbound_stop_opts_the_number_out(sns: Sns, caplog: pytest.LogCaptureFix
     assert [(e.name, e.customer_id) for e in sns.rows(_EVENTS)] == [("message.unsubscribed", "c-1")]
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "sns sms" in logged and PHONE not in logged and "c-1" not in logged
+
+
+def test_inbound_start_opts_the_number_back_in_but_never_lifts_a_bounce(sns: Sns) -> None:
+    add_customer(sns.engine, "c-1", phone=PHONE)
+    stop = sns.post("/inbound/sms", _notification(sns.key, _inbound("STOP"), "sns-1"))
+    assert stop.json()["suppressed"] == 1
+
+    start = sns.post("/inbound/sms", _notification(sns.key, _inbound("Start!", "in-2"), "sns-2"))
+
+    assert start.status_code == 200, start.text
+    assert (start.json()["kind"], start.json()["resubscribed"]) == ("sms", 1)
+    assert sns.rows(_SUPPRESSIONS) == []
+    consents = {(c.customer_id, c.channel): c for c in sns.rows(_CONSENTS)}
+    assert (consents[("c-1", "sms")].granted, consents[("c-1", "sms")].source) == (
+        True,
+        "sms_keyword",
+    )
+    assert [e.name for e in sorted(sns.rows(_EVENTS), key=lambda e: e.seq)] == [
+        "message.unsubscribed",
+        "message.resubscribed",
+    ]
+
+    with sns.engine.begin() as connection:  # a hard bounce is not the person's to lift
+        connection.execute(
+            insert(_SUPPRESSIONS).values(
+                channel="sms",
+                address="+15005550001",
+                reason="hard_bounce",
+                created_at=dt.datetime(2026, 5, 1, tzinfo=dt.UTC),
+            )
+        )
+    other = {**_inbound("UNSTOP", "in-3"), "originationNumber": "+15005550001"}
+    sns.post("/inbound/sms", _notification(sns.key, other, "sns-3"))
+    assert [(s.address, s.reason) for s in sns.rows(_SUPPRESSIONS)] == [
+        ("+15005550001", "hard_bounce")
+    ]
 
 
 def test_inbound_sms_takes_only_signed_inbound_messages(sns: Sns) -> None:
