@@ -26,7 +26,7 @@ __all__ = [
     "in_flight_problems",
 ]
 
-REMOVED_STEP_IN_USE = "removed-step-in-use"
+REMOVED_STEP_IN_USE = "removed-step-in-use"  # in spec.diagnostics.STORE_CODES
 
 
 def in_flight_problems(

@@ -23,6 +23,7 @@ from typing import Literal
 
 __all__ = [
     "CODES",
+    "STORE_CODES",
     "Diagnostic",
     "Severity",
     "did_you_mean",
@@ -60,6 +61,12 @@ CODES: Mapping[str, str] = {
     "unknown-event": "an event name nothing sends",
     "segment-cycle": "segments that refer to each other in a circle",
     "unknown-journey": "a journey key with no file under journeys/",
+}
+
+# Codes only the store can tell (what customers in flight wait on): reported by
+# ``validate`` when it sees a store, and by a run that refuses to publish a version.
+STORE_CODES: Mapping[str, str] = {
+    "removed-step-in-use": "a removed step customers still wait at, with nowhere to go",
 }
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
