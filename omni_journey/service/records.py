@@ -10,6 +10,8 @@ from omni_journey.engine.types import EnrollmentState, EventView
 
 __all__ = ["enrollment_row", "row_to_enrollment", "row_to_event"]
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
 
 def row_to_enrollment(row: Any) -> EnrollmentState:
     return EnrollmentState(
@@ -61,6 +63,8 @@ def row_to_event(row: Any) -> EventView:
 
 
 def _json_safe(value: Any) -> Any:
+    if type(value) in _SCALARS:  # most of a context: a quick exit
+        return value
     if isinstance(value, Mapping):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
