@@ -95,11 +95,21 @@ def _advance(
     passes: list[JourneyPass] = []
     failed: dict[str, str] = {}
     for number, key in enumerate(keys, start=1):
-        state: State[Any] = advance_journey(runner, key, at, return_state=True)
-        if state.is_completed():
-            passes.append(state.result())
+        # The journey's slot is taken here, in the flow, around its task and the task's
+        # retries, and the tags are on the flow run, not on the tasks: on Prefect 3.8 a
+        # slot taken inside a task run, or a tagged task run, often waited about 2 s
+        # (bench/README.md, "Prefect costs"). One journey at a time, so a run started
+        # by a trigger waits only for that journey, never for a whole pass.
+        try:
+            with journey_locks([key], timeout_seconds=LOCK_TIMEOUT_SECONDS):
+                state: State[Any] = advance_journey(runner, key, at, return_state=True)
+        except TimeoutError:
+            failed[key] = f"another run held the journey for over {LOCK_TIMEOUT_SECONDS} s"
         else:
-            failed[key] = state.message or state.name or "failed"
+            if state.is_completed():
+                passes.append(state.result())
+            else:
+                failed[key] = state.message or state.name or "failed"
         if progress is not None:
             progress.update(number, len(keys))
     return passes, failed
@@ -159,12 +169,7 @@ def advance(journey: str | None = None, now: datetime | None = None) -> dict[str
     ensure_journey_locks(keys)
     engine = open_store(settings.resolved_database_url)
     try:
-        # The slots are taken here, in the flow, around the tasks and their retries,
-        # and the tags are on the flow run, not on the tasks: on Prefect 3.8 a slot
-        # taken inside a task run, or a tagged task run, often waited about 2 s
-        # (bench/README.md, "Prefect costs").
-        with journey_locks(keys, timeout_seconds=LOCK_TIMEOUT_SECONDS):
-            passes, failed = _advance(engine, project, settings, keys, at)
+        passes, failed = _advance(engine, project, settings, keys, at)
     finally:
         engine.dispose()
     _publish(passes, failed, at, journey or "all")
