@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -250,3 +252,14 @@ def task_runs_of(flow_run_id: UUID) -> list[Any]:
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=200
             )
         )
+
+
+def stop_group(process: subprocess.Popen[Any], *, timeout: float = 30) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it started
+    (a worker's flow runs, a server's children): SIGTERM, then SIGKILL if it lingers."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a stuck process
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

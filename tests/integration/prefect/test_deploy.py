@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import pytest
 
 from omni_journey.service.deploy import journey_triggers
 from omni_journey.spec.project import load_project
-from tests.integration.prefect.conftest import ROOT, PrefectApi, wait_for
+from tests.integration.prefect.conftest import ROOT, PrefectApi, stop_group, wait_for
 
 pytestmark = [pytest.mark.slow]
 
@@ -143,12 +142,7 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert wait_for(healthy, timeout=90), "prefect server start did not come up"
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process, timeout=20)
 
 
 def test_the_scheduler_creates_the_every_minute_safety_net_runs(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from omni_journey.service.prefect_events import emit_ingested, flush
 from omni_journey.settings import Settings
 from omni_journey.store import open_store
 from omni_journey.store.core import ENROLLMENTS, MESSAGES
-from tests.integration.prefect.conftest import ROOT, PrefectApi, wait_for
+from tests.integration.prefect.conftest import ROOT, PrefectApi, stop_group, wait_for
 
 pytestmark = [pytest.mark.slow]
 
@@ -172,22 +171,13 @@ def deployed(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    saved = {name: os.environ.get(name) for name in omni}
-    os.environ.update(omni)
     try:
-        yield Deployed(prefect_api, home, engine, Settings(), env)
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in omni.items():
+                patch.setenv(name, value)
+            yield Deployed(prefect_api, home, engine, Settings(), env)
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a stuck worker
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        stop_group(worker, timeout=30)
         engine.dispose()
         with get_client(sync_client=True) as client:
             for deployment in client.read_deployments():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from tests.integration.prefect.conftest import (
     T0,
     PrefectApi,
     Shop,
+    stop_group,
     wait_for,
 )
 
@@ -123,12 +123,7 @@ def served_advance(
         wait_for(lambda: False, timeout=2)  # the runner's first poll
         yield shop, deployment_id
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a stuck runner
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process, timeout=20)
         if process.stderr is not None:
             process.stderr.close()
 
