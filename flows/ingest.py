@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from flows._artifacts import Progress, markdown_table, publish_summary, publish_table
 from flows._common import resolve_now, retry_transient, run_name, stamp, tag_flow_run
 from omni_journey.service.ingest import ImportResult, import_file
-from omni_journey.service.prefect_events import emit_ingested, ingested_counts, last_event_seq
+from omni_journey.service.prefect_events import announce_stored, last_event_seq
 from omni_journey.settings import Settings, get_settings
 from omni_journey.store import open_store
 
@@ -78,9 +78,9 @@ def announce_ingested(
 ) -> dict[str, int]:
     """Emit one Prefect event per event name stored by this run (a no-op without a
     Prefect API); returns {event name: count}."""
-    with engine.connect() as connection:
-        counts = ingested_counts(connection, received_at=received_at, after_seq=after_seq)
-    emitted = emit_ingested(counts, source=source)
+    counts, emitted = announce_stored(
+        engine, received_at=received_at, after_seq=after_seq, source=source
+    )
     get_run_logger().info(
         "stored %d events under %d names; announced %d Prefect events",
         sum(counts.values()),

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from flows._artifacts import markdown_table, publish_summary, publish_table
 from flows._common import resolve_now, retry_transient, run_name, stamp
 from omni_journey.segments.purchase_cycles import PurchaseCycleReport, run_purchase_cycles
-from omni_journey.service.prefect_events import emit_ingested, ingested_counts, last_event_seq
+from omni_journey.service.prefect_events import announce_stored, last_event_seq
 from omni_journey.settings import get_settings
 from omni_journey.store import open_store
 
@@ -62,11 +62,11 @@ def purchase_cycles(now: datetime | None = None) -> dict[str, Any]:
         with engine.connect() as connection:
             before = last_event_seq(connection)
         report = predict_purchase_cycles(engine, at)
-        with engine.connect() as connection:
-            stored = ingested_counts(connection, received_at=at, after_seq=before)
+        stored, _ = announce_stored(
+            engine, received_at=at, after_seq=before, source="purchase-cycles"
+        )
     finally:
         engine.dispose()
-    emit_ingested(stored, source="purchase-cycles")
     data = report.as_dict()
     when = stamp(at)
     categories = [{"category": key, **values} for key, values in data["categories"].items()]

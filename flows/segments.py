@@ -27,9 +27,8 @@ from flows._common import resolve_now, retry_transient, run_name, stamp, tag_flo
 from omni_journey.segments.evaluate import Delta, evaluate_segments
 from omni_journey.segments.triggers import FanOut, behavioural_segments, fan_out_catalogue_events
 from omni_journey.service.prefect_events import (
-    emit_ingested,
+    announce_stored,
     emit_segment_entries,
-    ingested_counts,
     last_event_seq,
 )
 from omni_journey.settings import get_settings
@@ -135,11 +134,9 @@ def segments_flow(
                 failed[key] = state.message or "failed"
             if progress is not None:
                 progress.update(number, len(keys))
-        with engine.connect() as connection:
-            stored = ingested_counts(connection, received_at=at, after_seq=before)
+        stored, _ = announce_stored(engine, received_at=at, after_seq=before, source="segments")
     finally:
         engine.dispose()
-    emit_ingested(stored, source="segments")
     entered = {key: len(d.entered) for key, d in deltas.items() if not d.baseline or emit_on_first}
     emit_segment_entries(entered)
     rows = [

@@ -16,12 +16,7 @@ from sqlalchemy import Engine
 
 from omni_journey.cli import app
 from omni_journey.service.ingest import ImportFileError, ImportResult, import_file, ingest_events
-from omni_journey.service.prefect_events import (
-    emit_ingested,
-    flush,
-    ingested_counts,
-    last_event_seq,
-)
+from omni_journey.service.prefect_events import announce_stored, flush, last_event_seq
 from omni_journey.settings import get_settings
 from omni_journey.store import open_store
 
@@ -88,9 +83,8 @@ def _import(path: Path, kind: Literal["events", "customers"], file_format: str |
 def _announce(engine: Engine, now: datetime, before: int) -> None:
     """Tell Prefect what was stored (one event per event name), so the journeys these
     events enter start within seconds; a no-op without ``PREFECT_API_URL``."""
-    with engine.connect() as connection:
-        stored = ingested_counts(connection, received_at=now, after_seq=before)
-    if emit_ingested(stored, source="cli"):
+    _, emitted = announce_stored(engine, received_at=now, after_seq=before, source="cli")
+    if emitted:
         flush()
 
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, Engine, and_, func, select
 
 from omni_journey.store.core import EVENTS
 
@@ -38,6 +38,7 @@ __all__ = [
     "SEGMENT_ENTERED_EVENT",
     "SEGMENT_RESOURCE_PREFIX",
     "IngestedBuffer",
+    "announce_stored",
     "api_configured",
     "emit_ingested",
     "emit_segment_entries",
@@ -163,6 +164,16 @@ def ingested_counts(
         .group_by(EVENTS.c.name)
     ).all()
     return {str(name): int(count) for name, count in rows}
+
+
+def announce_stored(
+    engine: Engine, *, received_at: datetime, after_seq: int, source: str
+) -> tuple[dict[str, int], int]:
+    """Count what one call stored (:func:`ingested_counts`) and announce it
+    (:func:`emit_ingested`): ``({event name: count}, Prefect events emitted)``."""
+    with engine.connect() as connection:
+        counts = ingested_counts(connection, received_at=received_at, after_seq=after_seq)
+    return counts, emit_ingested(counts, source=source)
 
 
 class IngestedBuffer:
