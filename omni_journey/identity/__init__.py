@@ -20,7 +20,10 @@ Two rules, deliberately different:
 Nothing here logs or raises with an email address, phone number or token in it.
 """
 
-from omni_journey.identity.events import EventResolution, resolve_event_customers
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from omni_journey.identity.keys import (
     CONSENT_CHANNELS,
     CUSTOMER_ID_MAX,
@@ -36,13 +39,51 @@ from omni_journey.identity.keys import (
     normalize_phone,
     normalize_text,
 )
-from omni_journey.identity.lookup import DriverSql, lookup_owners, lookup_values
-from omni_journey.identity.profiles import (
-    ConsentState,
-    CustomerState,
-    IdentityGraph,
-    move_history,
-)
+
+if TYPE_CHECKING:
+    from omni_journey.identity.events import (
+        EventResolution,
+        KnownCustomers,
+        resolve_event_customers,
+        resolve_named_customers,
+    )
+    from omni_journey.identity.lookup import DriverSql, lookup_owners, lookup_values
+    from omni_journey.identity.profiles import (
+        ConsentState,
+        CustomerState,
+        IdentityGraph,
+        move_history,
+    )
+
+# The keys are pure and light; resolution needs the store (SQLAlchemy, the tables), so
+# it loads on first use: the import reader process checks events without it.
+_LAZY = {
+    "EventResolution": "events",
+    "KnownCustomers": "events",
+    "resolve_event_customers": "events",
+    "resolve_named_customers": "events",
+    "DriverSql": "lookup",
+    "lookup_owners": "lookup",
+    "lookup_values": "lookup",
+    "ConsentState": "profiles",
+    "CustomerState": "profiles",
+    "IdentityGraph": "profiles",
+    "move_history": "profiles",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'omni_journey.identity' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"omni_journey.identity.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "CONSENT_CHANNELS",
@@ -57,6 +98,7 @@ __all__ = [
     "EventResolution",
     "IdentityGraph",
     "IdentityKey",
+    "KnownCustomers",
     "derive_customer_id",
     "is_derived_customer_id",
     "lookup_owners",
@@ -67,4 +109,5 @@ __all__ = [
     "normalize_phone",
     "normalize_text",
     "resolve_event_customers",
+    "resolve_named_customers",
 ]

@@ -17,6 +17,35 @@ from omni_journey.identity.lookup import (
 )
 
 
+class KnownCustomers:
+    """The owners of customer ids that earlier transactions of one connection resolved
+    (a file import's chunks), so each chunk looks up only the ids it has not seen.
+
+    What is known holds only while no other connection writes: a profile may merge a
+    customer away. On SQLite, :meth:`start` reads ``PRAGMA data_version``, which
+    changes when another connection commits, and forgets everything when it has; call
+    it inside each write transaction (which keeps other writers out until the commit).
+    PostgreSQL has no such counter, so there nothing is kept. Bounded: past ``limit``
+    customer ids it forgets them all and starts again.
+
+    A transaction that fails must end the run: what it resolved is known already.
+    """
+
+    def __init__(self, limit: int = 500_000) -> None:
+        self.owners: dict[str, str] | None = None
+        self._version: object = None
+        self._limit = limit
+
+    def start(self, connection: Connection) -> None:
+        if connection.dialect.name != "sqlite":
+            self.owners = None
+            return
+        version = connection.exec_driver_sql("PRAGMA data_version").scalar()
+        if self.owners is None or version != self._version or len(self.owners) > self._limit:
+            self.owners = {}
+            self._version = version
+
+
 @dataclass(frozen=True)
 class EventResolution:
     """Where each event of a batch lands, and what resolution did to the graph."""
@@ -42,7 +71,8 @@ def resolve_event_customers(
     Customers' empty email / phone columns are filled from newly attached identities.
     """
     if all(customer_id is not None and not keys for customer_id, keys in items):
-        return _resolve_named(connection, [customer_id for customer_id, _ in items], now)
+        named = [customer_id for customer_id, _ in items if customer_id is not None]
+        return resolve_named_customers(connection, named, now=now)
     # Identical items resolve identically: resolve each once, in order of appearance.
     distinct = Counter(items)
     wanted: set[IdentityKey] = set()
@@ -89,18 +119,31 @@ def resolve_event_customers(
     return EventResolution(targets, len(new_customers), len(new_keys), conflicts)
 
 
-def _resolve_named(
-    connection: Connection, customer_ids: Sequence[str | None], now: datetime
+def resolve_named_customers(
+    connection: Connection,
+    customer_ids: Sequence[str],
+    *,
+    now: datetime,
+    known: KnownCustomers | None = None,
 ) -> EventResolution:
-    """The common case, events that name their customer and carry no identities."""
-    named = {c for c in customer_ids if c}
-    owners = lookup_values(connection, "customer_id", named)
-    new: dict[str, list[str | None]] = {c: [None, None] for c in named if c not in owners}
+    """:func:`resolve_event_customers` for the common case, events that name their
+    customer and carry no identities. ``known`` (see :class:`KnownCustomers`) spares
+    lookups of customer ids resolved before, and learns this batch's."""
+    cache = None if known is None else known.owners
+    named = set(customer_ids)
+    if cache is not None:
+        named.difference_update(cache)
+    found = lookup_values(connection, "customer_id", named)
+    new: dict[str, list[str | None]] = {c: [None, None] for c in named if c not in found}
+    owners = found if cache is None else cache
+    if cache is not None:
+        cache.update(found)
     owners.update((c, c) for c in new)
     keys = [("customer_id", c) for c in new]
     key_owners = {key: key[1] for key in keys}
     _write_new_identities(connection, new, keys, key_owners, {}, now)
-    return EventResolution([owners[c] for c in customer_ids if c], len(new), len(keys), 0)
+    targets = list(map(owners.__getitem__, customer_ids))
+    return EventResolution(targets, len(new), len(keys), 0)
 
 
 def _fill_contact(

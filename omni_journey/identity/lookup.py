@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, Table
 
@@ -46,24 +47,31 @@ class DriverSql:
         connection: Connection,
         table: str,
         columns: Sequence[tuple[str, str]],
-        rows: Sequence[Sequence[object]],
+        rows: Iterable[Sequence[object]],
         conflict: str,
     ) -> int:
         """``INSERT ... ON CONFLICT (conflict) DO NOTHING`` of many rows; the number
         inserted. ``columns`` are (name, PostgreSQL type: text, timestamptz or jsonb).
 
-        SQLite: one ``executemany``. PostgreSQL: one statement over ``unnest`` of one
-        array per column (a round trip per batch, not per row), in the rows' order.
+        SQLite: one ``executemany`` on the DBAPI cursor, which takes ``rows`` as they
+        come (an iterator builds no list). PostgreSQL: one statement over ``unnest`` of
+        one array per column (a round trip per batch, not per row), in the rows' order.
         """
-        if not rows:
-            return 0
         names = ", ".join(name for name, _ in columns)
         if self.sqlite:
             statement = (
                 f"INSERT INTO {table} ({names}) VALUES ({self.params(len(columns))}) "
                 f"ON CONFLICT ({conflict}) DO NOTHING"
             )
-            return int(connection.exec_driver_sql(statement, list(rows)).rowcount)
+            cursor: Any = connection.connection.cursor()
+            try:
+                cursor.executemany(statement, rows)
+                return int(cursor.rowcount)
+            finally:
+                cursor.close()
+        values = [list(column) for column in zip(*rows, strict=True)]
+        if not values:
+            return 0
         arrays = [f"CAST(%s AS {'text' if kind == 'jsonb' else kind}[])" for _, kind in columns]
         aliases = [f"c{i}" for i in range(len(columns))]
         picks = [
@@ -75,7 +83,6 @@ class DriverSql:
             f"FROM unnest({', '.join(arrays)}) WITH ORDINALITY AS t({', '.join(aliases)}, n) "
             f"ORDER BY n ON CONFLICT ({conflict}) DO NOTHING"
         )
-        values = [list(column) for column in zip(*rows, strict=True)]
         return int(connection.exec_driver_sql(statement, tuple(values)).rowcount)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -116,7 +116,9 @@ def detect_format(path: Path, explicit: str | None = None) -> FileFormat:
     return chosen
 
 
-def read_batches(path: Path, fmt: FileFormat, kind: RecordKind, size: int) -> Iterator[Batch]:
+def read_batches(
+    path: Path, fmt: FileFormat, kind: RecordKind, size: int
+) -> Generator[Batch, None, None]:
     """Batches of records from ``path``; raises :class:`ImportFileError` before the first
     batch when the file cannot be opened or its header is wrong."""
     try:
@@ -145,7 +147,7 @@ def read_records(
         yield from batch.records
 
 
-def _jsonl_batches(handle: Any, size: int) -> Iterator[Batch]:
+def _jsonl_batches(handle: Any, size: int) -> Generator[Batch, None, None]:
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
     with handle:
@@ -216,7 +218,9 @@ class _Lines:
         return first, raw, bad
 
 
-def _csv_batches(path: Path, handle: Any, kind: RecordKind, size: int) -> Iterator[Batch]:
+def _csv_batches(
+    path: Path, handle: Any, kind: RecordKind, size: int
+) -> Generator[Batch, None, None]:
     lines = _Lines(handle)
     reader = csv.reader(lines)
     try:
@@ -241,7 +245,7 @@ def _csv_rows(
     columns: list[str],
     kind: RecordKind,
     size: int,
-) -> Iterator[Batch]:
+) -> Generator[Batch, None, None]:
     with handle:
         batch = Batch()
         while True:

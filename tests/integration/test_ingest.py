@@ -18,7 +18,7 @@ import omni_journey
 from omni_journey import api
 from omni_journey.errors import IngestError
 from omni_journey.identity import derive_customer_id
-from omni_journey.service import ingest
+from omni_journey.service import event_rows, ingest
 from omni_journey.service.ingest import (
     ImportFileError,
     Reject,
@@ -730,11 +730,13 @@ def test_a_file_import_commits_per_import_batch_and_a_rerun_completes_it(
     store_events = ingest._store_events
     calls: list[int] = []
 
-    def crash_on_the_third(connection: Any, checked: Any, now: datetime) -> tuple[int, int]:
-        calls.append(len(checked.rows))
+    def crash_on_the_third(
+        connection: Any, checked: Any, now: datetime, known: Any = None
+    ) -> tuple[int, int]:
+        calls.append(len(checked))
         if len(calls) == 3:
             raise RuntimeError("power cut")
-        return store_events(connection, checked, now)
+        return store_events(connection, checked, now, known)
 
     monkeypatch.setattr(ingest, "_store_events", crash_on_the_third)
     with pytest.raises(RuntimeError, match="power cut"):
@@ -787,7 +789,7 @@ def test_an_error_while_reading_keeps_the_committed_chunks_and_is_raised(
 ) -> None:
     source = tmp_path / "events.jsonl"
     _write_events(source, 10)
-    check_events = ingest._check_events
+    check_events = event_rows.check_events
     batches: list[int] = []
 
     def fail_on_the_third(records: Any, region: str, sqlite: bool) -> Any:
@@ -796,7 +798,7 @@ def test_an_error_while_reading_keeps_the_committed_chunks_and_is_raised(
             raise RuntimeError("disk gone")
         return check_events(records, region, sqlite)
 
-    monkeypatch.setattr(ingest, "_check_events", fail_on_the_third)
+    monkeypatch.setattr(event_rows, "check_events", fail_on_the_third)
     chunked = settings.model_copy(update={"batch_size": 2, "import_batch_size": 4})
     with pytest.raises(RuntimeError, match="disk gone"):
         import_file(store, source, "events", settings=chunked, now=NOW)

@@ -1,0 +1,300 @@
+"""File imports whose lines are read and checked in a child process
+(``OMNI_IMPORT_READER=process``), against real SQLite and PostgreSQL stores: the same
+store and rejects as reading inline, the reader's errors, a reader that dies, an
+import that fails while the reader runs, and the customer ids an import remembers
+between chunks when another connection merges customers meanwhile."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, Table, delete, select
+
+from omni_journey.service import event_rows, ingest
+from omni_journey.service.ingest import ImportFileError, import_file, ingest_profiles
+from omni_journey.settings import Settings
+from omni_journey.store.tables import metadata
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+events: Table = metadata.tables["events"]
+customers: Table = metadata.tables["customers"]
+identities: Table = metadata.tables["identities"]
+
+
+def _settings(tmp_path: Path, reader: str, **overrides: Any) -> Settings:
+    return Settings(home=tmp_path / "home", default_region="DE", import_reader=reader, **overrides)
+
+
+def _mixed_lines(count: int) -> list[str]:
+    """Good events of every shape the checks know, with bad lines mixed in."""
+    lines: list[str] = []
+    for i in range(count):
+        at = "2026-05-01T10:00:00.000007Z" if i % 2 else f"2026-05-01T12:{i % 60:02d}:00+02:00"
+        event: dict[str, Any] = {"id": f"e-{i:05d}", "name": "product.viewed", "at": at}
+        match i % 9:
+            case 0:
+                event["identities"] = {"email": f"Person{i % 40}@Example.com"}
+            case 1:
+                event["customer_id"] = f"kunde-{i % 30}-ü"
+                event["properties"] = {"sku": f"S{i}", "price": i / 7}
+            case 2:
+                lines.append("{not json")
+                continue
+            case 3:
+                lines.append(json.dumps({"id": f"e-{i:05d}", "name": "x"}))  # no at
+                continue
+            case 4:
+                lines.append(json.dumps({**event, "customer_id": "c", "at": "yesterday"}))
+                continue
+            case 5:
+                lines.append("[1, 2]")
+                continue
+            case 6:
+                lines.append("")
+                continue
+            case _:
+                event["customer_id"] = f"c-{i % 50}"
+        lines.append(json.dumps(event))
+    return lines
+
+
+def _snapshot(store: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    with store.connect() as connection:
+        stored = connection.execute(
+            select(
+                events.c.event_id,
+                events.c.name,
+                events.c.customer_id,
+                events.c.at,
+                events.c.properties,
+            ).order_by(events.c.seq)
+        )
+        return {
+            "events": [tuple(row) for row in stored],
+            "customers": sorted(
+                tuple(row)
+                for row in connection.execute(
+                    select(customers.c.id, customers.c.email, customers.c.phone)
+                )
+            ),
+            "identities": sorted(tuple(row) for row in connection.execute(select(identities))),
+        }
+
+
+def _rejects(path: Path | None) -> list[dict[str, Any]]:
+    assert path is not None
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_the_reader_process_stores_exactly_what_reading_inline_stores(
+    store: Engine, tmp_path: Path
+) -> None:
+    source = tmp_path / "events.jsonl"
+    source.write_text("\n".join(_mixed_lines(900)) + "\n")
+    small = {"batch_size": 7, "import_batch_size": 120}
+    seen: list[int] = []
+    by_process = import_file(
+        store,
+        source,
+        "events",
+        settings=_settings(tmp_path / "p", "process", **small),
+        now=NOW,
+        progress=seen.append,
+    )
+    stored_by_process = _snapshot(store)
+    with store.begin() as connection:
+        for table in (events, identities, customers):
+            connection.execute(delete(table))
+    inline = import_file(
+        store, source, "events", settings=_settings(tmp_path / "i", "inline", **small), now=NOW
+    )
+
+    assert by_process.accepted == inline.accepted == 400
+    assert by_process.rejected == inline.rejected == 400
+    assert stored_by_process == _snapshot(store)
+    assert _rejects(by_process.rejects_path) == _rejects(inline.rejects_path)
+    assert [r["line"] for r in _rejects(inline.rejects_path)][:3] == [3, 4, 5]
+    assert seen == sorted(seen) and seen[-1] == source.stat().st_size
+    assert len(seen) >= 4  # a chunk at a time, not the file at once
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("events.csv", "id,name,at,emial\n", "unknown columns: 'emial'"),
+        ("events.jsonl", '[{"id": "e-1"}]\n', "the file is a JSON array"),
+        ("missing.jsonl", None, "cannot read the file"),
+    ],
+)
+def test_the_reader_process_reports_a_file_it_cannot_read_as_inline_does(
+    sqlite_store: Engine, tmp_path: Path, name: str, content: str | None, problem: str
+) -> None:
+    source = tmp_path / name
+    if content is not None:
+        source.write_text(content)
+    for reader in ("process", "inline"):
+        with pytest.raises(ImportFileError, match=problem):
+            import_file(
+                sqlite_store, source, "events", settings=_settings(tmp_path, reader), now=NOW
+            )
+
+
+def _write_events(path: Path, count: int) -> None:
+    rows = (
+        json.dumps(
+            {
+                "id": f"e-{i:06d}",
+                "name": "product.viewed",
+                "at": "2026-05-01T10:00:00.000007Z",
+                "customer_id": f"c-{i % 500}",
+                "properties": {"sku": f"SKU-{i % 97:05d}", "note": "x" * 40},
+            }
+        )
+        for i in range(count)
+    )
+    path.write_text("\n".join(rows) + "\n")
+
+
+@pytest.fixture
+def reader_processes(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[bytes]]:
+    """The processes imports start (``subprocess.Popen`` itself, remembered)."""
+    started: list[subprocess.Popen[bytes]] = []
+    popen = subprocess.Popen
+
+    def remembered(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        process = popen(*args, **kwargs)
+        started.append(process)
+        return process
+
+    monkeypatch.setattr(event_rows.subprocess, "Popen", remembered)
+    return started
+
+
+def test_a_reader_process_that_dies_keeps_the_committed_chunks_and_a_rerun_completes(
+    sqlite_store: Engine, tmp_path: Path, reader_processes: list[subprocess.Popen[bytes]]
+) -> None:
+    source = tmp_path / "events.jsonl"
+    _write_events(source, 20_000)
+    # chunks of 4,000 events pickle to ~500 KB, far more than a pipe holds: the
+    # reader is still writing the second chunk when it is killed
+    settings = _settings(tmp_path, "process", batch_size=500, import_batch_size=4_000)
+
+    def kill_the_reader(_bytes_read: int) -> None:
+        reader_processes[0].kill()
+        reader_processes[0].wait()
+
+    with pytest.raises(ImportFileError, match="reader process stopped before the end"):
+        import_file(
+            sqlite_store, source, "events", settings=settings, now=NOW, progress=kill_the_reader
+        )
+    first_chunk = 500  # an eighth of 4,000, rounded up to whole batches of 500
+    assert len(_snapshot(sqlite_store)["events"]) == first_chunk
+
+    again = import_file(sqlite_store, source, "events", settings=settings, now=NOW)
+    assert (again.accepted, again.duplicates) == (20_000 - first_chunk, first_chunk)
+    assert len(_snapshot(sqlite_store)["events"]) == 20_000
+
+
+def test_an_import_that_fails_stops_its_reader_process(
+    sqlite_store: Engine,
+    tmp_path: Path,
+    reader_processes: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = tmp_path / "events.jsonl"
+    _write_events(source, 20_000)
+    settings = _settings(tmp_path, "process", batch_size=500, import_batch_size=4_000)
+    store_events = ingest._store_events
+    calls: list[int] = []
+
+    def fail_on_the_second(*args: Any) -> tuple[int, int]:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return store_events(*args)
+
+    monkeypatch.setattr(ingest, "_store_events", fail_on_the_second)
+    with pytest.raises(RuntimeError, match="disk full"):
+        import_file(sqlite_store, source, "events", settings=settings, now=NOW)
+    (reader,) = reader_processes
+    assert reader.poll() is not None  # stopped and reaped, not left writing to a pipe
+    assert len(_snapshot(sqlite_store)["events"]) == 500
+
+
+def test_a_merge_by_another_connection_between_chunks_reaches_the_later_chunks(
+    store: Engine, tmp_path: Path
+) -> None:
+    """The import remembers the customer ids it resolved; a profile merged by another
+    connection between two chunks must make it forget them, so the events after the
+    merge go to the survivor, not to the customer merged away."""
+    settings = _settings(tmp_path, "inline", batch_size=10, import_batch_size=20)
+    ingest_profiles(
+        store,
+        [{"customer_id": "c-old", "email": "old@example.com"}, {"customer_id": "c-new"}],
+        now=NOW,
+        settings=settings,
+    )
+    source = tmp_path / "events.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"id": f"e-{i}", "name": "viewed", "at": "2026-05-01T10:00:00Z"} | who)
+            + "\n"
+            for i, who in enumerate(
+                {"customer_id": "c-old" if i % 2 else f"c-{i}"} for i in range(100)
+            )
+        )
+    )
+    commits: list[int] = []
+
+    def merge_after_the_first_chunk(_bytes_read: int) -> None:
+        commits.append(1)
+        if len(commits) == 1:
+            merge = [{"customer_id": "c-new", "email": "old@example.com"}]
+            ingest_profiles(store, merge, now=NOW, settings=settings)
+
+    result = import_file(
+        store, source, "events", settings=settings, now=NOW, progress=merge_after_the_first_chunk
+    )
+    assert result.accepted == 100 and len(commits) == 5
+    owners = {row[0]: row[2] for row in _snapshot(store)["events"]}
+    assert {owners[f"e-{i}"] for i in range(1, 100, 2)} == {"c-new"}
+    with store.connect() as connection:
+        merged = connection.execute(
+            select(customers.c.merged_into).where(customers.c.id == "c-old")
+        ).scalar_one()
+    assert merged == "c-new"
+
+
+def test_auto_reads_big_files_in_a_process_and_small_ones_inline(tmp_path: Path) -> None:
+    big, small = tmp_path / "big.jsonl", tmp_path / "small.jsonl"
+    with big.open("wb") as handle:
+        handle.truncate(event_rows.AUTO_PROCESS_MIN_BYTES)
+    small.write_text("{}\n")
+
+    def inline(path: Path, reader: event_rows.ImportReader) -> bool:
+        job = event_rows._Job(path, "jsonl", 10, 10, 10, "DE", True)
+        return event_rows._in_process(job, reader)
+
+    several_cores = (os.cpu_count() or 1) >= 2
+    assert inline(big, "auto") is not several_cores
+    assert inline(small, "auto") and inline(tmp_path / "missing.jsonl", "auto")
+    assert not inline(small, "process") and inline(big, "inline")
+
+
+def test_the_reader_process_loads_no_store_code() -> None:
+    """What keeps its start-up at ~0.1 s: checking events needs no SQLAlchemy."""
+    code = (
+        "import sys, omni_journey.service.event_rows; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'sqlmodel')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert out.strip() == "[]"
