@@ -7,8 +7,9 @@
   them. With ``reader="process"`` the file is read and checked in a child process
   while the importing process resolves customers and writes the chunk before: the two
   halves of the work cost about the same CPU, so on two cores an import takes about
-  half as long (bench/README.md). The child sends whole chunks through a pipe, so it
-  works at most one chunk ahead (memory stays bounded by the chunk size).
+  half as long (bench/README.md). The child sends whole chunks through a pipe from a
+  writer thread and works at most a few chunks ahead (memory stays bounded by the
+  chunk size).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import queue
 import re
 import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -273,7 +276,7 @@ class _Job:
     path: Path
     fmt: FileFormat
     size: int  # events per chunk
-    first_size: int  # events in the first chunk
+    first_size: int  # events in the first chunk; each next one 1.5 times more, up to size
     batch_size: int  # lines read and checked at a time
     region: str
     sqlite: bool
@@ -281,7 +284,7 @@ class _Job:
 
 def _chunks(batches: Iterator[Batch], job: _Job) -> Iterator[Chunk]:
     """Read batches checked and gathered into chunks of at least ``job.size`` events
-    (the first: ``job.first_size``; the last may be smaller). Only rows, not the parsed
+    (from ``job.first_size`` up; the last may be smaller). Only rows, not the parsed
     records, are kept between batches."""
     chunk: Chunk | None = None
     size = job.first_size
@@ -299,7 +302,7 @@ def _chunks(batches: Iterator[Batch], job: _Job) -> Iterator[Chunk]:
         chunk.bytes_read = batch.bytes_read
         if len(chunk.checked) >= size:
             yield chunk
-            chunk, size = None, job.size
+            chunk, size = None, min(job.size, size * 3 // 2)
     if chunk is not None:
         yield chunk
 
@@ -327,7 +330,9 @@ def event_chunks(
             batches.close()
     else:
         # The importing process waits for the first chunk: make it small, so writing
-        # starts after an eighth of the checks rather than all of them.
+        # starts after an eighth of the checks rather than all of them, and grow the
+        # next ones by half each (checking 1.5x events takes the reader about as long
+        # as writing 1x takes the importing process), so it never waits again.
         job = replace(job, first_size=max(1, size // 8))
         with _reader_process(job) as chunks:
             yield chunks
@@ -367,6 +372,7 @@ def _reader_process(job: _Job) -> Iterator[Iterator[Chunk]]:
 
 _CHILD = "import sys; from omni_journey.service.event_rows import _read; _read(sys.argv[1])"
 _HEADER = struct.Struct("!Q")
+_AHEAD = 2  # chunks the reader keeps ready beyond the one being sent
 
 
 def _received(stream: IO[bytes], job: _Job) -> Iterator[Chunk]:
@@ -392,32 +398,44 @@ def _received(stream: IO[bytes], job: _Job) -> Iterator[Chunk]:
 
 
 def _read(argument: str) -> None:
-    """The reader process: read and check the file, send each chunk, then "end"."""
+    """The reader process: read and check the file, send each chunk, then "end".
+
+    A thread writes to the pipe, so checking goes on while the importing process is
+    busy writing to the store and not reading: the reader keeps up to
+    ``_AHEAD`` chunks ready (memory stays bounded by the chunk size)."""
     # Short-lived and building no reference cycles: collections would cost about a
     # third of its CPU (they walk every row built so far).
     gc.disable()
     job: _Job = pickle.loads(bytes.fromhex(argument))  # noqa: S301 - from the parent
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print goes to stderr, not into the pipe
+    outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=_AHEAD)
+
+    def write() -> None:
+        try:
+            while (payload := outbox.get()) is not None:
+                out.write(_HEADER.pack(len(payload)))
+                out.write(payload)
+                out.flush()
+            out.close()
+        except OSError:  # a broken pipe: the importing process stopped reading
+            os._exit(0)  # nobody is left to send to; the producer may wait on the outbox
+
+    writer = threading.Thread(target=write, name="pipe-writer")
+    writer.start()
 
     def send(*message: object) -> None:
-        payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-        out.write(_HEADER.pack(len(payload)))
-        out.write(payload)
-        out.flush()
+        outbox.put(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
 
     try:
-        with out:
-            try:
-                batches = read_batches(job.path, job.fmt, "events", job.batch_size)
-                for chunk in _chunks(batches, job):
-                    send("chunk", chunk)
-            except ImportFileError as error:
-                send("error", error.problem, error.hint)
-                return
-            except Exception as error:  # reported to the importing process, which raises
-                send("error", f"reading failed: {type(error).__name__}: {error}", None)
-                return
-            send("end")
-    except (BrokenPipeError, OSError):
-        pass  # the importing process stopped reading (it failed or was interrupted)
+        batches = read_batches(job.path, job.fmt, "events", job.batch_size)
+        for chunk in _chunks(batches, job):
+            send("chunk", chunk)
+    except ImportFileError as error:
+        send("error", error.problem, error.hint)
+    except Exception as error:  # reported to the importing process, which raises
+        send("error", f"reading failed: {type(error).__name__}: {error}", None)
+    else:
+        send("end")
+    outbox.put(None)
+    writer.join()
