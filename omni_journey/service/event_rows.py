@@ -341,6 +341,8 @@ def event_chunks(
 def _in_process(job: _Job, reader: ImportReader) -> bool:
     if reader != "auto":
         return reader == "inline"
+    if not sys.executable:  # embedded: no interpreter to start
+        return True
     try:
         size = job.path.stat().st_size
     except OSError:
@@ -403,8 +405,9 @@ def _read(argument: str) -> None:
     A thread writes to the pipe, so checking goes on while the importing process is
     busy writing to the store and not reading: the reader keeps up to
     ``_AHEAD`` chunks ready (memory stays bounded by the chunk size)."""
-    # Short-lived and building no reference cycles: collections would cost about a
-    # third of its CPU (they walk every row built so far).
+    # Automatic collections would cost about a third of its CPU (every batch of parsed
+    # records triggers several); one per chunk frees any cycle a rejected line's
+    # exception left.
     gc.disable()
     job: _Job = pickle.loads(bytes.fromhex(argument))  # noqa: S301 - from the parent
     out = os.fdopen(os.dup(1), "wb")
@@ -431,6 +434,7 @@ def _read(argument: str) -> None:
         batches = read_batches(job.path, job.fmt, "events", job.batch_size)
         for chunk in _chunks(batches, job):
             send("chunk", chunk)
+            gc.collect()
     except ImportFileError as error:
         send("error", error.problem, error.hint)
     except Exception as error:  # reported to the importing process, which raises
