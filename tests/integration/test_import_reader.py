@@ -65,6 +65,25 @@ def _mixed_lines(count: int) -> list[str]:
     return lines
 
 
+def _mixed_csv(count: int) -> str:
+    """The CSV form: multi-line cells, identities, bad cells and short rows."""
+    rows = ["id,name,at,customer_id,properties.sku,properties.note,identities.email"]
+    for i in range(count):
+        at = "2026-05-01T10:00:00.000007Z" if i % 2 else "2026-05-01T12:00:00+02:00"
+        match i % 5:
+            case 0:
+                rows.append(f"e-{i},product.viewed,{at},,S{i},,p{i % 40}@example.com")
+            case 1:
+                rows.append(f'e-{i},product.viewed,{at},kunde-{i % 30}-ü,S{i},"two\nlines",')
+            case 2:
+                rows.append(f"e-{i},product.viewed,yesterday,c-{i % 50},S{i},,")
+            case 3:
+                rows.append(f"e-{i},product.viewed")
+            case _:
+                rows.append(f"e-{i},product.viewed,{at},c-{i % 50},{i / 7},,")
+    return "\n".join(rows) + "\n"
+
+
 def _snapshot(store: Engine) -> dict[str, list[tuple[Any, ...]]]:
     with store.connect() as connection:
         stored = connection.execute(
@@ -93,11 +112,17 @@ def _rejects(path: Path | None) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_the_reader_process_stores_exactly_what_reading_inline_stores(
-    store: Engine, tmp_path: Path
+    store: Engine, tmp_path: Path, fmt: str
 ) -> None:
-    source = tmp_path / "events.jsonl"
-    source.write_text("\n".join(_mixed_lines(900)) + "\n")
+    source = tmp_path / f"events.{fmt}"
+    if fmt == "csv":
+        source.write_text(_mixed_csv(1000))
+        expected = (600, 400)
+    else:
+        source.write_text("\n".join(_mixed_lines(900)) + "\n")
+        expected = (400, 400)
     small = {"batch_size": 7, "import_batch_size": 120}
     seen: list[int] = []
     by_process = import_file(
@@ -116,11 +141,13 @@ def test_the_reader_process_stores_exactly_what_reading_inline_stores(
         store, source, "events", settings=_settings(tmp_path / "i", "inline", **small), now=NOW
     )
 
-    assert by_process.accepted == inline.accepted == 400
-    assert by_process.rejected == inline.rejected == 400
+    assert (by_process.accepted, by_process.rejected) == expected
+    assert (inline.accepted, inline.rejected) == expected
     assert stored_by_process == _snapshot(store)
     assert _rejects(by_process.rejects_path) == _rejects(inline.rejects_path)
-    assert [r["line"] for r in _rejects(inline.rejects_path)][:3] == [3, 4, 5]
+    # CSV: line 1 is the header, and every fifth row has a cell over two lines
+    first_rejected = [5, 6, 11] if fmt == "csv" else [3, 4, 5]
+    assert [r["line"] for r in _rejects(inline.rejects_path)][:3] == first_rejected
     assert seen == sorted(seen) and seen[-1] == source.stat().st_size
     assert len(seen) >= 4  # a chunk at a time, not the file at once
 
