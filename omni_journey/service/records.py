@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from omni_journey.engine.types import EnrollmentState, EventView
 
-__all__ = ["enrollment_row", "row_to_enrollment", "row_to_event"]
+__all__ = ["context_json", "enrollment_row", "row_to_enrollment", "row_to_event"]
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
@@ -49,6 +51,15 @@ def enrollment_row(state: EnrollmentState, now: datetime) -> dict[str, Any]:
         "trigger_event_id": state.trigger_event_id,
         "context": _json_safe(state.context),
     }
+
+
+def context_json(context: Mapping[str, Any]) -> str:
+    """An enrollment's context as the JSON text its column stores: what
+    ``enrollment_row`` and the column's JSON type would write (datetimes as ISO 8601,
+    tuples as arrays, keys as strings), in one C call, for bulk write-backs."""
+    if type(context) is not dict:
+        context = _json_safe(context)
+    return orjson.dumps(context, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def row_to_event(row: Any) -> EventView:

@@ -42,11 +42,17 @@ from omni_journey.engine.types import (
     StepEntered,
     UpdateAttributes,
 )
+from omni_journey.identity import DriverSql
 from omni_journey.segments.compile import select_members
 from omni_journey.segments.evaluate import SEGMENT_ENTERED, evaluate_segments
 from omni_journey.segments.facts import LazyFacts, lazy_facts
 from omni_journey.segments.triggers import CATALOGUE_CUSTOMER_ID
-from omni_journey.service.records import enrollment_row, row_to_enrollment, row_to_event
+from omni_journey.service.records import (
+    context_json,
+    enrollment_row,
+    row_to_enrollment,
+    row_to_event,
+)
 from omni_journey.service.versions import check_in_flight
 from omni_journey.spec.models import (
     EventTrigger,
@@ -529,20 +535,7 @@ class JourneyRunner:
                 journey, group, events, facts, now, global_cap=self.global_cap
             )
             if result.states:
-                connection.execute(
-                    update(ENROLLMENTS)
-                    .where(ENROLLMENTS.c.id == bindparam("b_id"))
-                    .values(
-                        step_id=bindparam("step_id"),
-                        state=bindparam("state"),
-                        wake_at=bindparam("wake_at"),
-                        updated_at=bindparam("updated_at"),
-                        ended_at=bindparam("ended_at"),
-                        end_reason=bindparam("end_reason"),
-                        context=bindparam("context"),
-                    ),
-                    [{**enrollment_row(s, now), "b_id": s.id} for s in result.states],
-                )
+                _write_back(connection, result.states, now)
                 report.add(key, "advanced", len(result.states))
             self._apply(
                 connection,
@@ -858,6 +851,39 @@ class JourneyRunner:
                 for cid, attrs in current.items()
             ],
         )
+
+
+def _write_back(connection: Connection, states: Sequence[EnrollmentState], now: datetime) -> None:
+    """Update the enrollments the engine moved: one driver ``executemany`` binding
+    exactly what the column types would (SQLAlchemy's per-row bind processing cost
+    more than the engine itself; bench/README.md)."""
+    sql = DriverSql(connection)
+    stamp = sql.timestamp
+    updated = stamp(now)
+    p = sql.p
+    statement = (
+        f"UPDATE enrollments SET step_id = {p}, state = {p}, wake_at = {p}, "
+        f"updated_at = {p}, ended_at = {p}, end_reason = {p}, context = {sql.json_p} "
+        f"WHERE id = {p}"
+    )
+    rows = [
+        (
+            s.step_id,
+            s.state,
+            None if s.wake_at is None else stamp(s.wake_at),
+            updated,
+            None if s.ended_at is None else stamp(s.ended_at),
+            s.end_reason,
+            context_json(s.context),
+            s.id,
+        )
+        for s in states
+    ]
+    cursor: Any = connection.connection.cursor()
+    try:
+        cursor.executemany(statement, rows)
+    finally:
+        cursor.close()
 
 
 def _render_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
