@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, func, select, update
@@ -69,7 +70,6 @@ from omni_journey.store.core import (
     ENROLLMENTS,
     EVENTS,
     JOURNEY_CURSORS,
-    JOURNEY_LOG,
     JOURNEY_VERSIONS,
     MESSAGES,
 )
@@ -798,8 +798,23 @@ class JourneyRunner:
         return result
 
     def _insert_log(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            connection.execute(JOURNEY_LOG.insert(), rows)
+        """Rows built by :func:`_log`, through one driver ``executemany`` (as
+        :func:`_write_back`)."""
+        if not rows:
+            return
+        sql = DriverSql(connection)
+        stamp = sql.timestamp
+        fields = itemgetter(*_LOG_COLUMNS[:-1])
+        values = [(*fields(row), stamp(row["at"])) for row in rows]
+        statement = (
+            f"INSERT INTO journey_log ({', '.join(_LOG_COLUMNS)}) "
+            f"VALUES ({sql.params(len(_LOG_COLUMNS))})"
+        )
+        cursor: Any = connection.connection.cursor()
+        try:
+            cursor.executemany(statement, values)
+        finally:
+            cursor.close()
 
     def _emit(
         self,
@@ -895,6 +910,21 @@ def _render_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _with_id(state: EnrollmentState, new_id: int) -> EnrollmentState:
     return replace(state, id=new_id)
+
+
+_LOG_COLUMNS = (  # what _log builds; "at" last (bound as a timestamp)
+    "journey_key",
+    "journey_version_id",
+    "enrollment_id",
+    "customer_id",
+    "step_id",
+    "kind",
+    "reason",
+    "holdout",
+    "event_id",
+    "message_id",
+    "at",
+)
 
 
 def _log(

@@ -88,3 +88,23 @@ def test_one_active_enrollment_per_customer_and_journey(store: Engine) -> None:
         connection.execute(insert(Enrollment.__table__), [{**base, "state": "active"}])  # type: ignore[arg-type]
     with pytest.raises(IntegrityError), store.begin() as connection:
         connection.execute(insert(Enrollment.__table__), [{**base, "state": "active"}])  # type: ignore[arg-type]
+
+
+def test_json_columns_read_what_json_dumps_wrote_even_where_orjson_refuses(
+    sqlite_store: Engine,
+) -> None:
+    """JSON columns are read with orjson; ``NaN`` and integers past 64 bits, which
+    ``json.dumps`` writes and orjson refuses, still read back."""
+    with sqlite_store.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO events (event_id, name, customer_id, at, received_at, properties) "
+            "VALUES (?, 'n', 'c', '2026-05-01 10:00:00.000000', '2026-05-01 10:00:00.000000', ?)",
+            [
+                ("plain", '{"sku": "A", "n": [1, 2.5, null]}'),
+                ("odd", '{"x": NaN, "big": 123456789012345678901234567890}'),
+            ],
+        )
+        stored = dict(connection.execute(select(Event.event_id, Event.properties)).all())
+    assert stored["plain"] == {"sku": "A", "n": [1, 2.5, None]}
+    assert stored["odd"]["big"] == 123456789012345678901234567890
+    assert stored["odd"]["x"] != stored["odd"]["x"]  # NaN
