@@ -19,6 +19,7 @@ import os
 import pickle
 import queue
 import re
+import signal
 import struct
 import subprocess
 import sys
@@ -359,6 +360,7 @@ def _reader_process(job: _Job) -> Iterator[Iterator[Chunk]]:
         [sys.executable, "-c", _CHILD, pickle.dumps(job).hex()],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
+        env=_child_environment(),
     )
     assert child.stdout is not None
     try:
@@ -370,6 +372,18 @@ def _reader_process(job: _Job) -> Iterator[Iterator[Chunk]]:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+
+
+def _child_environment() -> dict[str, str]:
+    """The child imports this very package: from a source checkout found on sys.path,
+    that checkout goes on its PYTHONPATH (an installed copy it finds by itself; putting
+    site-packages on PYTHONPATH could shadow the standard library)."""
+    environment = dict(os.environ)
+    root = Path(__file__).resolve().parents[2]
+    if root.name not in ("site-packages", "dist-packages"):
+        paths = [str(root), environment.get("PYTHONPATH", "")]
+        environment["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    return environment
 
 
 _CHILD = "import sys; from omni_journey.service.event_rows import _read; _read(sys.argv[1])"
@@ -409,6 +423,9 @@ def _read(argument: str) -> None:
     # records triggers several); one per chunk frees any cycle a rejected line's
     # exception left.
     gc.disable()
+    # Ctrl-C reaches the whole process group: the importing process decides what stops
+    # (closing the pipe ends the reader), the reader prints no traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     job: _Job = pickle.loads(bytes.fromhex(argument))  # noqa: S301 - from the parent
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print goes to stderr, not into the pipe

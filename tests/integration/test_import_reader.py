@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -229,6 +230,26 @@ def test_a_reader_process_that_dies_keeps_the_committed_chunks_and_a_rerun_compl
     assert len(_snapshot(sqlite_store)["events"]) == 20_000
 
 
+def test_ctrl_c_reaching_the_reader_leaves_the_import_to_its_importing_process(
+    sqlite_store: Engine, tmp_path: Path, reader_processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """A terminal's Ctrl-C goes to the whole process group; the reader ignores it (the
+    importing process decides, and closing the pipe ends the reader)."""
+    source = tmp_path / "events.jsonl"
+    _write_events(source, 20_000)
+    settings = _settings(tmp_path, "process", batch_size=500, import_batch_size=4_000)
+
+    def interrupt_the_reader(_bytes_read: int) -> None:
+        if reader_processes[0].poll() is None:
+            reader_processes[0].send_signal(signal.SIGINT)
+
+    result = import_file(
+        sqlite_store, source, "events", settings=settings, now=NOW, progress=interrupt_the_reader
+    )
+    assert result.accepted == 20_000
+    assert reader_processes[0].wait(timeout=10) == 0
+
+
 def test_an_import_that_fails_stops_its_reader_process(
     sqlite_store: Engine,
     tmp_path: Path,
@@ -325,3 +346,14 @@ def test_the_reader_process_loads_no_store_code() -> None:
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_the_reader_imports_the_same_package_from_a_source_checkout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    root = Path(event_rows.__file__).resolve().parents[2]
+    assert root.name not in ("site-packages", "dist-packages")  # the suite runs from one
+    assert event_rows._child_environment()["PYTHONPATH"] == os.pathsep.join(
+        [str(root), "/elsewhere"]
+    )
