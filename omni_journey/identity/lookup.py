@@ -42,6 +42,19 @@ class DriverSql:
             return utc.replace(tzinfo=None).isoformat(" ", "microseconds")
         return utc
 
+    @staticmethod
+    def executemany(
+        connection: Connection, statement: str, rows: Iterable[Sequence[object]]
+    ) -> int:
+        """``statement`` once per row on the DBAPI cursor, inside the connection's
+        transaction and without SQLAlchemy's per-row bind processing; the rows changed."""
+        cursor: Any = connection.connection.cursor()
+        try:
+            cursor.executemany(statement, rows)
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
     def insert_ignore(
         self,
         connection: Connection,
@@ -63,12 +76,7 @@ class DriverSql:
                 f"INSERT INTO {table} ({names}) VALUES ({self.params(len(columns))}) "
                 f"ON CONFLICT ({conflict}) DO NOTHING"
             )
-            cursor: Any = connection.connection.cursor()
-            try:
-                cursor.executemany(statement, rows)
-                return int(cursor.rowcount)
-            finally:
-                cursor.close()
+            return self.executemany(connection, statement, rows)
         values = [list(column) for column in zip(*rows, strict=True)]
         if not values:
             return 0

@@ -810,11 +810,7 @@ class JourneyRunner:
             f"INSERT INTO journey_log ({', '.join(_LOG_COLUMNS)}) "
             f"VALUES ({sql.params(len(_LOG_COLUMNS))})"
         )
-        cursor: Any = connection.connection.cursor()
-        try:
-            cursor.executemany(statement, values)
-        finally:
-            cursor.close()
+        sql.executemany(connection, statement, values)
 
     def _emit(
         self,
@@ -894,11 +890,7 @@ def _write_back(connection: Connection, states: Sequence[EnrollmentState], now: 
         )
         for s in states
     ]
-    cursor: Any = connection.connection.cursor()
-    try:
-        cursor.executemany(statement, rows)
-    finally:
-        cursor.close()
+    sql.executemany(connection, statement, rows)
 
 
 def _render_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
