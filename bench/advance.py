@@ -23,8 +23,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from omni_journey.service.ingest import ingest_events
-from omni_journey.service.run import JourneyRunner
+from omni_journey.ingest.intake import ingest_events
+from omni_journey.runner.passes import JourneyRunner
 from omni_journey.settings import Settings
 from omni_journey.spec.models import JourneySpec
 from omni_journey.store import open_store

@@ -42,9 +42,9 @@ from omni_journey.channels.features import CHANNELS, History, load_history
 from omni_journey.channels.learned import LearnedPolicy, Request, parse_costs
 from omni_journey.channels.logged import load_logged
 from omni_journey.channels.model import ChannelModel
-from omni_journey.channels.simulator import Shop, record_sends, sent_events
 from omni_journey.channels.train import train_from_logged
-from omni_journey.service.ingest import ingest_events, ingest_profiles
+from omni_journey.ingest.intake import ingest_events, ingest_profiles
+from omni_journey.lab.shop import Shop, record_sends, sent_events
 from omni_journey.settings import Settings
 from omni_journey.store import open_store
 

@@ -26,7 +26,8 @@ from typing import Any
 
 import orjson
 
-from omni_journey.service.ingest import _BULK_CHECKPOINT_PAGES, _SQLITE_CACHE_KIB, import_file
+from omni_journey.ingest.intake import import_file
+from omni_journey.ingest.transactions import BULK_CHECKPOINT_PAGES, SQLITE_CACHE_KIB
 from omni_journey.settings import Settings
 from omni_journey.store import open_store
 
@@ -91,8 +92,8 @@ def raw_floor(path: Path, source: Path, batch_size: int) -> float:
     connection.execute("PRAGMA journal_mode=WAL")
     # as a file import: durable at commit, its page cache, its WAL checkpoints
     connection.execute("PRAGMA synchronous=FULL")
-    connection.execute(f"PRAGMA cache_size=-{2 * _SQLITE_CACHE_KIB}")
-    connection.execute(f"PRAGMA wal_autocheckpoint={_BULK_CHECKPOINT_PAGES}")
+    connection.execute(f"PRAGMA cache_size=-{2 * SQLITE_CACHE_KIB}")
+    connection.execute(f"PRAGMA wal_autocheckpoint={BULK_CHECKPOINT_PAGES}")
     sql = (
         "INSERT INTO events (event_id, name, customer_id, at, received_at, properties) "
         "VALUES (?, ?, ?, ?, ?, ?)"

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.segments import _bulk
-from omni_journey.segments.backtest import backtest_purchase_cycles
-from omni_journey.segments.purchase_cycles import run_purchase_cycles
-from omni_journey.segments.synthetic import GeneratedShop, generate_orders, order_events
+from omni_journey.cycles.daily import run_purchase_cycles
+from omni_journey.lab.cycles_backtest import backtest_purchase_cycles
+from omni_journey.lab.synthetic_orders import GeneratedShop, generate_orders, order_events
 from omni_journey.store import open_store
 
 

@@ -1,9 +1,11 @@
-"""Rendering messages per channel: ``Renderer.render`` against raw Jinja.
+"""Rendering messages per channel: ``TemplateRenderer.render`` against raw Jinja; and,
+with ``--dispatch N``, a dispatch pass of N emails through the file outbox.
 
     .venv/bin/python -m bench.render --messages 5000
+    .venv/bin/python -m bench.render --messages 0 --dispatch 5000
 
 For each channel (email, sms, push, whatsapp), renders ``cart_reminder`` N times, each
-for a different customer, through ``Renderer.from_settings(Path("templates"),
+for a different customer, through ``TemplateRenderer.from_settings(Path("templates"),
 Settings()).render`` (timed, one renderer, warm caches), then renders the same variant
 template text (``email.html`` with its layout and macros, ``sms.txt``, every string of
 ``push.yaml`` / ``whatsapp.yaml``) with a plain ``jinja2.Environment`` and the same
@@ -11,22 +13,33 @@ customer and event: no sandbox, no StrictUndefined, no shared content rendered p
 message (``message`` is rendered once up front), links not signed (fixed URLs), no CSS
 inlining, no text part, no checks. That is the floor: Jinja's own cost for the
 same output.
+
+``--dispatch N`` seeds a fresh SQLite store (in a temporary folder) with N customers
+and one due ``cart_reminder`` email each, then times one ``dispatch`` pass: claim,
+recipients, render, MIME, the file outbox (its batch flush included), marking the rows
+sent. It prints wall time and the process's CPU time (``time.process_time``).
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import yaml
 
-from omni_journey.render import CHANNELS, RenderContext, Renderer, customer_profile
+from omni_journey.delivery import CustomerView, OutboxRow, dispatch
+from omni_journey.delivery.file import FileProvider
+from omni_journey.render import CHANNELS, RenderContext, TemplateRenderer, customer_profile
 from omni_journey.render.environment import paragraphs
 from omni_journey.settings import Settings
+from omni_journey.store import open_store
+from omni_journey.store.tables import Consent, Customer, Message
 
 TEMPLATES = Path("templates")
 MESSAGE = "cart_reminder"
@@ -110,10 +123,15 @@ def _timed(run: Callable[[], object]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--dispatch", type=int, default=0, help="emails to dispatch (0: none)")
     args = parser.parse_args()
+    if args.dispatch:
+        _dispatch(args.dispatch)
     count = args.messages
+    if not count:
+        return
     contexts = _contexts(count)
-    renderer = Renderer.from_settings(TEMPLATES, Settings())
+    renderer = TemplateRenderer.from_settings(TEMPLATES, Settings())
     # the shared content, rendered once, for the floor's ``message``
     content = yaml.safe_load((TEMPLATES / MESSAGE / "message.yaml").read_text())
     plain = jinja2.Environment(autoescape=jinja2.select_autoescape(default_for_string=False))
@@ -141,6 +159,52 @@ def main() -> None:
             f"{channel:<10} {count / ours_s:>10,.0f} {count / raw_s:>12,.0f}",
             f"{raw_s / ours_s:>10.1%}",
         )
+
+
+def _dispatch(count: int) -> None:
+    """One dispatch pass of ``count`` emails to the file outbox on a fresh SQLite store."""
+    at = datetime(2026, 5, 1, 10, tzinfo=UTC)
+    with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as folder:
+        home = Path(folder)
+        settings = Settings(home=home, rate_limits="", unsubscribe_url="https://x.example/u")
+        engine = open_store(f"sqlite:///{home / 'omni.db'}")
+        people = [c.customer for c in _contexts(count)]
+        with engine.begin() as connection:
+            connection.execute(
+                Customer.__table__.insert(),  # type: ignore[attr-defined]
+                [{"id": p["id"], "email": f"{p['id']}@example.com", "timezone": "Europe/Berlin",
+                  "attributes": {"first_name": p["first_name"]}, "created_at": at,
+                  "updated_at": at} for p in people],
+            )  # fmt: skip
+            connection.execute(
+                Consent.__table__.insert(),  # type: ignore[attr-defined]
+                [{"customer_id": p["id"], "channel": "email", "granted": True, "updated_at": at}
+                 for p in people],
+            )  # fmt: skip
+            connection.execute(
+                Message.__table__.insert(),  # type: ignore[attr-defined]
+                [{"idempotency_key": f"k-{p['id']}", "customer_id": p["id"], "channel": "email",
+                  "message_key": MESSAGE, "status": "pending", "send_after": at,
+                  "created_at": at, "attempts": 0, "decision": {},
+                  "render_context": {"event": c.event}}
+                 for p, c in zip(people, _contexts(count), strict=True)],
+            )  # fmt: skip
+        templates = TemplateRenderer.from_settings(TEMPLATES, settings)
+
+        def render(message: OutboxRow, customer: CustomerView) -> object:
+            profile = customer_profile(customer.id, customer.attributes, timezone=customer.timezone)
+            event = dict(message.render_context.get("event") or {})
+            return templates.render(message.message_key, "email", RenderContext(profile, event))
+
+        provider = FileProvider(settings.outbox_dir, sender=settings.email_from)
+        cpu, wall = time.process_time(), time.perf_counter()
+        report = dispatch(engine, {"email": provider}, render, now=at, settings=settings,
+                          worker_id="bench")  # fmt: skip
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        engine.dispose()
+    print(f"dispatch of {count:,} emails to the file outbox: {report.summary()}")
+    print(f"  wall {wall:.2f} s ({count / wall:,.0f} emails/s), CPU {cpu:.2f} s "
+          f"({cpu / count * 1000:.2f} ms an email)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -4,5 +4,5 @@ Entry points (``prefect.yaml``): ``flows/ingest.py:ingest``, ``flows/advance.py:
 ``flows/dispatch.py:dispatch_outbox``, ``flows/segments.py:segments_flow``,
 ``flows/purchase_cycles.py:purchase_cycles``, ``flows/train.py:train_channel_model`` and
 ``flows/report.py:report``.
-Only this folder (and ``omni_journey.service.prefect_events``) imports Prefect.
+Only this folder (and ``omni_journey.ingest.announce``) imports Prefect.
 """

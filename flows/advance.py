@@ -2,7 +2,7 @@
 
 Each task runs while the flow holds the journey's Prefect concurrency slot
 (``advance-<journey>``, created with 1 slot on first use), so two runs never advance
-one journey at once; :class:`~omni_journey.service.run.JourneyRunner` enters
+one journey at once; :class:`~omni_journey.runner.passes.JourneyRunner` enters
 customers from new trigger events, applies exits, goals and waits, wakes due
 enrollments and queues sends in the outbox, batch by batch. Deployment triggers start
 it for one journey within seconds of its trigger event; the every-minute schedule runs
@@ -43,8 +43,8 @@ from flows._common import (
     stamp,
     tag_flow_run,
 )
+from omni_journey.runner.passes import JourneyRunner
 from omni_journey.service.pipeline import build_runner, load_valid_project
-from omni_journey.service.run import JourneyRunner
 from omni_journey.settings import Settings, get_settings
 from omni_journey.spec.project import Project
 from omni_journey.store import open_store

@@ -1,12 +1,15 @@
 """The demo's simulated month through the real flows (``omni-journey demo``).
 
-:func:`omni_journey.service.demo.run_demo` plays the shop: customers browse, cart,
+:func:`omni_journey.lab.demo.run_demo` plays the shop: customers browse, cart,
 order and answer the messages they get, hour by simulated hour. What moves them through
 the journeys is the production flows, each called as a Prefect flow run with the
 simulated time as ``now``: ``advance`` and ``dispatch`` every tick, ``evaluate-segments``
 and ``purchase-cycles`` once a simulated day, ``train-channel-model`` once a simulated
 week, and ``report`` at the end. With no ``PREFECT_API_URL`` they run against Prefect's
 ephemeral API (a temporary local server); with one, they appear in that server's UI.
+
+The runs are reproducible: the same seed gives the same demo (``dispatch`` runs with
+``simulated=True``, so no timestamp moves on with the wall clock).
 
 Heartbeats are off for these runs: they detect crashed workers, and a sync flow run
 with them on waits about a second at exit (bench/README.md, "Prefect costs").
@@ -31,14 +34,14 @@ from flows.purchase_cycles import purchase_cycles
 from flows.report import report
 from flows.segments import segments_flow
 from flows.train import train_channel_model
-from omni_journey.channels.simulator import START
-from omni_journey.service.demo import (
+from omni_journey.lab.demo import (
     DemoConfig,
     DemoSummary,
     Tick,
     demo_environment,
     run_demo,
 )
+from omni_journey.lab.shop import START
 from omni_journey.settings import Settings
 from omni_journey.spec.project import Project
 
@@ -67,8 +70,11 @@ class FlowPasses:
         return counts
 
     def dispatch(self, now: datetime) -> Mapping[str, Any]:
+        """The ``dispatch`` flow with ``simulated=True``: each send is stamped with the
+        simulated ``now``, not ``now`` plus the seconds the flow run took, so the shop
+        answers at the same times on every run (the demo stays reproducible)."""
         self.flow_runs += 1
-        result: dict[str, Any] = dispatch_outbox(now=now)
+        result: dict[str, Any] = dispatch_outbox(now=now, simulated=True)
         return result
 
 

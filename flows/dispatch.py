@@ -30,6 +30,7 @@ from flows._artifacts import Progress, markdown_table, publish_summary, publish_
 from flows._common import resolve_now, retry_transient, run_name, stamp, tag_flow_run
 from omni_journey.delivery import DispatchReport, Renderer, dispatch, load_providers
 from omni_journey.delivery.base import Provider
+from omni_journey.delivery.ratelimit import TokenBucket
 from omni_journey.service.pipeline import project_renderer, worker_id
 from omni_journey.settings import Settings, get_settings
 from omni_journey.store import open_store
@@ -84,8 +85,10 @@ def send_batch(
     now: datetime,
     limit: int,
     worker: str,
+    simulated: bool = False,
 ) -> DispatchReport:
-    """Claim and send at most ``limit`` due messages (one dispatcher pass)."""
+    """Claim and send at most ``limit`` due messages (one dispatcher pass);
+    ``simulated``: stamp everything with ``now`` (see :func:`dispatch_outbox`)."""
     report = dispatch(
         engine,
         providers,
@@ -94,12 +97,25 @@ def send_batch(
         settings=settings,
         worker_id=f"{worker}:{number}"[:64],
         limit=limit,
+        **(_frozen_clock(settings, providers) if simulated else {}),
     )
     get_run_logger().info("batch %d: %s", number, report.summary())
     problems = provider_problems(report)
     if problems or report.paused:
         raise SendBatchError(report, problems)
     return report
+
+
+def _still() -> float:
+    return 0.0
+
+
+def _frozen_clock(settings: Settings, providers: dict[str, Provider]) -> dict[str, Any]:
+    """A dispatcher clock that never moves (timestamps stay at the pass's ``now``);
+    the rate limits keep the real clock: they protect a provider in real time."""
+    rates = settings.provider_rate_limits
+    buckets = {p.name: TokenBucket(rates.get(p.name)) for p in providers.values()}
+    return {"clock": _still, "rate_limiters": buckets}
 
 
 def _due(engine: Engine, now: datetime) -> int:
@@ -148,10 +164,17 @@ def _publish(total: DispatchReport, failures: list[str], batches: int, at: datet
 
 @flow(name="dispatch", flow_run_name=run_name("dispatch"), timeout_seconds=6 * 3600)
 def dispatch_outbox(
-    limit: int | None = None, now: datetime | None = None, max_batches: int = 200
+    limit: int | None = None,
+    now: datetime | None = None,
+    max_batches: int = 200,
+    simulated: bool = False,
 ) -> dict[str, Any]:
     """Send due outbox messages (at most ``limit``) in batches; returns the summed
-    dispatch report (claimed, sent, failed, suppressed, retried, deferred, ...)."""
+    dispatch report (claimed, sent, failed, suppressed, retried, deferred, ...).
+
+    ``simulated``: ``now`` is a simulated time (the demo): every timestamp of the pass
+    (claims, ``sent_at``, events) is ``now`` instead of ``now`` plus the wall-clock
+    time the pass has taken, so a replay gives the same outbox on any machine."""
     logger = get_run_logger()
     started = time.monotonic()
     at = resolve_now(now)
@@ -176,7 +199,7 @@ def dispatch_outbox(
             if remaining is not None:
                 size = min(size, remaining)
             batches += 1
-            wall = at + timedelta(seconds=time.monotonic() - started)
+            wall = at if simulated else at + timedelta(seconds=time.monotonic() - started)
             state: State[Any] = batch(
                 engine,
                 providers,
@@ -186,6 +209,7 @@ def dispatch_outbox(
                 now=wall,
                 limit=size,
                 worker=worker,
+                simulated=simulated,
                 return_state=True,
             )
             result = state.result(raise_on_failure=False)

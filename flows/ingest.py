@@ -1,7 +1,7 @@
 """``ingest``: import a JSON Lines or CSV file of events or customer profiles.
 
 One ``import-file`` task streams the file through
-:func:`omni_journey.service.ingest.import_file` in batches of ``OMNI_BATCH_SIZE``
+:func:`omni_journey.ingest.intake.import_file` in batches of ``OMNI_BATCH_SIZE``
 (progress artifact per batch); for events, one ``announce-ingested`` task then counts
 what this import stored per event name and emits **one Prefect event per event
 name** (``omni.events.ingested`` on ``omni.event.<name>`` with its ``count``), which
@@ -21,8 +21,8 @@ from sqlalchemy import Engine
 
 from flows._artifacts import Progress, markdown_table, publish_summary, publish_table
 from flows._common import resolve_now, retry_transient, run_name, stamp, tag_flow_run
-from omni_journey.service.ingest import ImportResult, import_file
-from omni_journey.service.prefect_events import announce_stored, last_event_seq
+from omni_journey.ingest.announce import announce_stored, last_event_seq
+from omni_journey.ingest.intake import ImportResult, import_file
 from omni_journey.settings import Settings, get_settings
 from omni_journey.store import open_store
 

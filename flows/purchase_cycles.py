@@ -1,7 +1,7 @@
 """``purchase-cycles``: predict replenishment windows and emit the reminders due.
 
 One ``predict-purchase-cycles`` task runs
-:func:`omni_journey.segments.purchase_cycles.run_purchase_cycles` (one transaction:
+:func:`omni_journey.cycles.daily.run_purchase_cycles` (one transaction:
 fit category priors, predict each customer's next purchase, store the schedule, emit
 ``purchase_cycle.due`` events). The flow then announces the stored events to Prefect,
 so the replenishment journey starts within seconds.
@@ -19,8 +19,8 @@ from sqlalchemy import Engine
 
 from flows._artifacts import markdown_table, publish_summary, publish_table
 from flows._common import resolve_now, retry_transient, run_name, stamp
-from omni_journey.segments.purchase_cycles import PurchaseCycleReport, run_purchase_cycles
-from omni_journey.service.prefect_events import announce_stored, last_event_seq
+from omni_journey.cycles.daily import PurchaseCycleReport, run_purchase_cycles
+from omni_journey.ingest.announce import announce_stored, last_event_seq
 from omni_journey.settings import get_settings
 from omni_journey.store import open_store
 

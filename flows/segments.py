@@ -24,13 +24,13 @@ from sqlalchemy import Engine
 
 from flows._artifacts import Progress, markdown_table, publish_summary, publish_table
 from flows._common import resolve_now, retry_transient, run_name, stamp, tag_flow_run
-from omni_journey.segments.evaluate import Delta, evaluate_segments
-from omni_journey.segments.triggers import FanOut, behavioural_segments, fan_out_catalogue_events
-from omni_journey.service.prefect_events import (
+from omni_journey.ingest.announce import (
     announce_stored,
     emit_segment_entries,
     last_event_seq,
 )
+from omni_journey.segments.evaluate import Delta, evaluate_segments
+from omni_journey.segments.triggers import FanOut, behavioural_segments, fan_out_catalogue_events
 from omni_journey.settings import get_settings
 from omni_journey.spec.models import SegmentSpec
 from omni_journey.spec.project import load_project

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from omni_journey.errors import IngestError
-from omni_journey.service.ingest import BatchResult, ingest_events, ingest_profiles
+from omni_journey.ingest.intake import BatchResult, ingest_events, ingest_profiles
 from omni_journey.settings import Settings, get_settings
 from omni_journey.store import open_store
 

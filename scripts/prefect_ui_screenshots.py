@@ -5,7 +5,7 @@
 
 1. ``prefect server start`` on 127.0.0.1 (a free port, the UI on, its own temporary
    ``PREFECT_HOME``, analytics off);
-2. a throw-away demo store (:mod:`omni_journey.service.demo`: a seeded shop of 1000
+2. a throw-away demo store (:mod:`omni_journey.lab.demo`: a seeded shop of 1000
    customers with 180 days of history) and the repository's journeys, segments and
    templates, wired into the flows through ``OMNI_*``;
 3. a few simulated hours through the real flows, as the deployments would run them:
@@ -153,7 +153,7 @@ def _sent_since(engine: Any, since: datetime) -> list[Any]:
     """Messages the dispatcher sent after ``since``, for the shop to answer."""
     from sqlalchemy import and_, select
 
-    from omni_journey.channels.simulator import SentMessage
+    from omni_journey.lab.shop import SentMessage
     from omni_journey.store.core import MESSAGES
 
     m = MESSAGES.c
@@ -199,7 +199,7 @@ def run_workload(
     from flows.purchase_cycles import purchase_cycles
     from flows.segments import segments_flow
     from flows.train import train_channel_model
-    from omni_journey.service.demo import DemoConfig, demo_settings, prepare_demo
+    from omni_journey.lab.demo import DemoConfig, demo_settings, prepare_demo
     from omni_journey.settings import Settings
     from omni_journey.spec.project import load_project
 

@@ -1,6 +1,6 @@
 """Regenerate the initial Alembic revision from the models (before the first release only).
 
-    .venv/bin/python scripts/regen_migration.py
+.venv/bin/python scripts/regen_migration.py
 """
 
 from __future__ import annotations

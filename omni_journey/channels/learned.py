@@ -41,7 +41,7 @@ from omni_journey.engine.types import SendMessage
 from omni_journey.settings import Settings
 from omni_journey.spec.models import QuietHours
 
-__all__ = ["LearnedPolicy", "Request", "Scored", "parse_costs"]
+__all__ = ["LearnedPolicy", "Loaded", "Request", "Scored", "parse_costs"]
 
 _INDEX = {c: i for i, c in enumerate(CHANNELS)}
 
@@ -151,6 +151,37 @@ class LearnedPolicy:
             choice=choice,
         )
 
+    def load(self, connection: Connection, sends: Sequence[SendMessage], now: datetime) -> Loaded:
+        """One history load for all the batch's customers, and the active model."""
+        customers = sorted({s.customer_id for s in sends})
+        history = (
+            load_history(connection, customers, now, attribution_hours=self.attribution_hours)
+            if customers
+            else None
+        )
+        model = self.model
+        if model is None and self.loader is not None:
+            model = self.loader.get(connection)
+        return Loaded(customers, history, model)
+
+    def decide_many(
+        self,
+        loaded: Loaded,
+        sends: Sequence[SendMessage],
+        now: datetime,
+        *,
+        quiet_hours: QuietHours | None = None,
+    ) -> list[Decision]:
+        """Decide a batch of the engine's sends from what :meth:`load` read: no I/O."""
+        if not sends:
+            return []
+        requests = [Request.of(s) for s in sends]
+        assert loaded.history is not None
+        where = {c: i for i, c in enumerate(loaded.customers)}
+        index = np.array([where[r.customer_id] for r in requests], dtype=np.int64)
+        rows = loaded.history.take(index)
+        return self.decide(rows, requests, now, model=loaded.model, quiet_hours=quiet_hours)
+
     def choose_many(
         self,
         connection: Connection,
@@ -159,18 +190,11 @@ class LearnedPolicy:
         *,
         quiet_hours: QuietHours | None = None,
     ) -> list[Decision]:
-        """Decide a batch of the engine's sends: one history load for all customers."""
+        """:meth:`load` then :meth:`decide_many`."""
         if not sends:
             return []
-        requests = [Request.of(s) for s in sends]
-        customers = sorted({r.customer_id for r in requests})
-        history = load_history(connection, customers, now, attribution_hours=self.attribution_hours)
-        model = self.model
-        if model is None and self.loader is not None:
-            model = self.loader.get(connection)
-        where = {c: i for i, c in enumerate(customers)}
-        rows = history.take(np.array([where[r.customer_id] for r in requests], dtype=np.int64))
-        return self.decide(rows, requests, now, model=model, quiet_hours=quiet_hours)
+        loaded = self.load(connection, sends, now)
+        return self.decide_many(loaded, sends, now, quiet_hours=quiet_hours)
 
     # --- the decision itself ----------------------------------------------------------------
 
@@ -306,6 +330,16 @@ class LearnedPolicy:
             reason=reason,
             **common,
         )
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What :meth:`LearnedPolicy.load` read: the batch's customers (sorted), their
+    history rows in that order, and the model to score with (``None``: the rule)."""
+
+    customers: list[str]
+    history: History | None
+    model: ChannelModel | None
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,11 @@ How a send step chooses (``SendMessage.choice``):
   push, email, whatsapp, sms. :class:`~omni_journey.channels.learned.LearnedPolicy`
   uses its model when it has one.
 
-A policy offers ``choose(channels, choice)`` for one send without context, and
-``choose_many(connection, sends, now)`` for a batch of the engine's ``SendMessage``
-effects: the batch form reads history (features, send-time histograms) in bulk.
+A policy offers ``choose(channels, choice)`` for one send without context, and for a
+batch of the engine's ``SendMessage`` effects two steps: ``load(connection, sends,
+now)`` reads everything the decisions need in bulk (features, send-time histograms,
+the model) and is the only step that touches the store; ``decide_many(loaded, sends,
+now)`` decides from what was loaded, with no I/O. ``choose_many`` is the two in one.
 """
 
 from __future__ import annotations
@@ -67,11 +69,26 @@ class Decision:
 
 
 class ChannelPolicy(Protocol):
-    """What the journey runner needs of a channel policy."""
+    """What the journey runner needs of a channel policy: load in bulk, then decide."""
 
     name: str
 
     def choose(self, channels: Sequence[str], choice: str) -> Decision: ...
+
+    def load(self, connection: Connection, sends: Sequence[SendMessage], now: datetime) -> Any:
+        """Everything ``decide_many`` needs for ``sends``, read in bulk (the only I/O)."""
+        ...
+
+    def decide_many(
+        self,
+        loaded: Any,
+        sends: Sequence[SendMessage],
+        now: datetime,
+        *,
+        quiet_hours: QuietHours | None = None,
+    ) -> list[Decision]:
+        """One decision per send, in order, from what ``load`` returned: no I/O."""
+        ...
 
     def choose_many(
         self,
@@ -117,6 +134,22 @@ class RulePolicy:
             choice=choice,
         )
 
+    def load(self, connection: Connection, sends: Sequence[SendMessage], now: datetime) -> None:
+        """The rule needs no history."""
+        del connection, sends, now
+
+    def decide_many(
+        self,
+        loaded: Any,
+        sends: Sequence[SendMessage],
+        now: datetime,
+        *,
+        quiet_hours: QuietHours | None = None,
+    ) -> list[Decision]:
+        """The rule for each send; ``send_at: best`` sends at once (no history read)."""
+        del loaded, now, quiet_hours
+        return [self.choose(send.channels, send.choice) for send in sends]
+
     def choose_many(
         self,
         connection: Connection,
@@ -125,6 +158,5 @@ class RulePolicy:
         *,
         quiet_hours: QuietHours | None = None,
     ) -> list[Decision]:
-        """The rule for each send; ``send_at: best`` sends at once (no history read)."""
-        del connection, now, quiet_hours
-        return [self.choose(send.channels, send.choice) for send in sends]
+        self.load(connection, sends, now)
+        return self.decide_many(None, sends, now, quiet_hours=quiet_hours)

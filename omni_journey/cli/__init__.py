@@ -1,10 +1,105 @@
-"""The ``omni-journey`` command. Each concern registers its commands from its own module."""
+"""The ``omni-journey`` command.
+
+Each concern keeps its commands in its own module (``commands``, a ``typer.Typer``);
+this module only lists them. A command's module is imported when that command runs or
+prints its ``--help``, never to list the commands: ``omni-journey --help`` and every
+command that neither trains nor scores start without scikit-learn, scipy, matplotlib
+or Prefect (see :mod:`omni_journey.cli.lazy`, and tests/unit/test_startup.py).
+"""
 
 from __future__ import annotations
 
 import typer
 
-__all__ = ["app", "main"]
+from omni_journey.cli.lazy import Entry, LazyGroup
+
+__all__ = ["COMMANDS", "app", "main"]
+
+#: Every top-level command, in the order ``--help`` lists them. ``help`` is the first
+#: paragraph of the command's docstring (a test keeps them equal).
+COMMANDS: tuple[Entry, ...] = (
+    Entry(
+        "demo",
+        "demo_cmd",
+        "Run a simulated shop through every journey in journeys/ for a month, on the "
+        "embedded default (SQLite under OMNI_HOME/demo, the file outbox), with the Prefect "
+        "flows doing the work (Prefect's ephemeral API unless PREFECT_API_URL is set), and "
+        "summarise; then write the report.",
+    ),
+    Entry(
+        "validate",
+        "spec_cmd",
+        "Check journeys, segments and templates: every problem at once, with file:line:col, "
+        "what was expected and a hint. Exit 1 on any error.",
+    ),
+    Entry(
+        "schema",
+        "spec_cmd",
+        "The JSON Schema of journey and segment files, for editor autocompletion.",
+    ),
+    Entry("customers", "ingest_cmd", "Customer profiles: bulk import."),
+    Entry("events", "ingest_cmd", "Behavioural events: bulk import."),
+    Entry("track", "ingest_cmd", "Store one event and print its id."),
+    Entry(
+        "serve",
+        "serve_cmd",
+        "Run the HTTP collector: Segment Spec /v1/track, identify, page, screen, alias, batch.",
+    ),
+    Entry(
+        "run",
+        "run_cmd",
+        "One pass: enroll, advance every journey one step as far as it can go, dispatch.",
+    ),
+    Entry(
+        "simulate",
+        "run_cmd",
+        "Replay a journey over N days against given customers and events, with the same "
+        "engine as production, in seconds: who enters, what is sent when on which channel, "
+        "who converts, who exits and why. Nothing is sent and the store is not touched.",
+    ),
+    Entry(
+        "preview",
+        "render_cmd",
+        "Render MESSAGE for a real customer: the email as an .html (and .eml) file under "
+        "OMNI_HOME/previews/, the SMS with its encoding and segments, the push payload with "
+        "its size, the WhatsApp text and template. Exit 1 if anything fails to render.",
+    ),
+    Entry(
+        "dispatch",
+        "dispatch_cmd",
+        "Send due outbox messages once, through the providers OMNI_*_PROVIDER choose.",
+    ),
+    Entry("segments", "segments_cmd", "Segments: who is in them, what changed, purchase cycles."),
+    Entry("backtest", "segments_cmd", "Back-test triggers on a history."),
+    Entry(
+        "train",
+        "channels_cmd",
+        "Fit the channel model from logged decisions and their outcomes; register it.",
+    ),
+    Entry(
+        "evaluate",
+        "channels_cmd",
+        "Estimate what channel policies would have earned on the logged decisions.",
+    ),
+    Entry(
+        "report",
+        "report_cmd",
+        "Write the report: per-journey funnels, conversions and holdout lift with 95% "
+        "intervals, channel mix over time, delivery and suppression rates, and the channel "
+        "policy's value vs baselines, as one HTML page with PNG charts. Counts only.",
+    ),
+    Entry(
+        "deploy",
+        "deploy_cmd",
+        "Generate the advance deployment's event triggers in prefect.yaml from journeys/.",
+    ),
+    Entry("db", "db_cmd", "The store: schema migrations and where it lives."),
+)
+
+
+class _Commands(LazyGroup):
+    entries = COMMANDS
+
 
 app = typer.Typer(
     name="omni-journey",
@@ -12,27 +107,20 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Commands,
 )
 
 
+@app.callback()
+def _root() -> None:
+    # A group needs a callback when none of its commands is registered on it directly.
+    pass
+
+
 def _register() -> None:
-    # Imported for their side effect of adding commands to ``app``.
-    from omni_journey.cli import (  # noqa: F401
-        channels_cmd,
-        db_cmd,
-        demo_cmd,
-        deploy_cmd,
-        dispatch_cmd,
-        ingest_cmd,
-        render_cmd,
-        report_cmd,
-        run_cmd,
-        segments_cmd,
-        serve_cmd,
-        spec_cmd,
-    )
+    """Kept for callers written when command modules registered themselves on import:
+    the commands are now listed in :data:`COMMANDS` and imported on use."""
 
 
 def main() -> None:
-    _register()
     app()

@@ -5,25 +5,25 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from omni_journey.channels.artefacts import ModelLoader
-from omni_journey.channels.baselines import BASELINES
-from omni_journey.channels.evaluate import Evaluation, evaluate_logged
-from omni_journey.channels.learned import LearnedPolicy
-from omni_journey.channels.logged import load_logged
-from omni_journey.channels.train import train_from_store
-from omni_journey.cli import app
 from omni_journey.cli.options import parse_time
 from omni_journey.errors import ConfigError
 from omni_journey.settings import Settings, get_settings
 from omni_journey.store import open_store
 
-POLICY_NAMES = ("learned", *BASELINES)
+if TYPE_CHECKING:
+    from omni_journey.channels.evaluate import Evaluation
+
+commands = typer.Typer()
+
+#: ``"learned"`` and :data:`omni_journey.channels.baselines.BASELINES`, written out so
+#: that ``--help`` needs no scikit-learn (tests/unit/test_startup.py keeps them equal).
+POLICY_NAMES: tuple[str, ...] = ("learned", "email", "random", "rule", "most-engaged")
 
 
 def _settings() -> Settings:
@@ -34,7 +34,7 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-@app.command()
+@commands.command()
 def train(
     now: Annotated[
         str | None, typer.Option("--now", help="Train as of this time (ISO 8601; default: now).")
@@ -51,6 +51,9 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the model card as JSON.")] = False,
 ) -> None:
     """Fit the channel model from logged decisions and their outcomes; register it."""
+    # Imported here: training needs scikit-learn, which no other command should load.
+    from omni_journey.channels.train import train_from_store
+
     settings = _settings()
     engine = open_store(settings.resolved_database_url)
     try:
@@ -129,7 +132,7 @@ def _print_evaluation(result: Evaluation) -> None:
         console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
-@app.command()
+@commands.command()
 def evaluate(
     policy: Annotated[
         list[str] | None,
@@ -152,6 +155,12 @@ def evaluate(
     unknown = [n for n in names if n not in POLICY_NAMES]
     if unknown:
         raise typer.BadParameter(f"unknown policy {unknown[0]!r}: one of {', '.join(POLICY_NAMES)}")
+    # Imported here: scoring needs scikit-learn, which no other command should load.
+    from omni_journey.channels.artefacts import ModelLoader
+    from omni_journey.channels.evaluate import evaluate_logged
+    from omni_journey.channels.learned import LearnedPolicy
+    from omni_journey.channels.logged import load_logged
+
     settings = _settings()
     at = parse_time(now)
     learned = LearnedPolicy.from_settings(settings)

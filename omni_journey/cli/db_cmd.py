@@ -5,12 +5,13 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from omni_journey.cli import app
 from omni_journey.settings import get_settings
 from omni_journey.store import open_store
 
+commands = typer.Typer()
+
 db_app = typer.Typer(help="The store: schema migrations and where it lives.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
+commands.add_typer(db_app, name="db")
 
 
 @db_app.command("upgrade")

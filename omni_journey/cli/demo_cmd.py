@@ -8,25 +8,21 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from omni_journey.cli import app
 from omni_journey.errors import ConfigError, SpecError
-from omni_journey.service.demo import (
-    DemoConfig,
-    DemoSummary,
-    Tick,
-    conversions,
-    demo_settings,
-)
-from omni_journey.service.pipeline import load_valid_project
 from omni_journey.settings import get_settings
 from omni_journey.store import create_store_engine
+
+if TYPE_CHECKING:
+    from omni_journey.lab.demo import DemoSummary, Tick
+
+commands = typer.Typer()
 
 
 def _summary_table(summary: DemoSummary, converted: dict[str, int]) -> Table:
@@ -65,7 +61,7 @@ def _flows(root: Path) -> Any:
     return importlib.import_module("flows.demo")
 
 
-@app.command()
+@commands.command()
 def demo(
     customers: Annotated[int, typer.Option(min=10, max=200_000, help="Shop size.")] = 1000,
     days: Annotated[int, typer.Option(min=1, max=365, help="Simulated days.")] = 30,
@@ -83,6 +79,11 @@ def demo(
     embedded default (SQLite under OMNI_HOME/demo, the file outbox), with the Prefect
     flows doing the work (Prefect's ephemeral API unless PREFECT_API_URL is set), and
     summarise; then write the report."""
+    # Imported here: the demo shop needs numpy and the flows need Prefect; --help needs
+    # neither.
+    from omni_journey.lab.demo import DemoConfig, conversions, demo_settings
+    from omni_journey.service.pipeline import load_valid_project
+
     console = Console()
     try:
         base = get_settings()

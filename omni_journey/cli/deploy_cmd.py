@@ -7,15 +7,16 @@ from typing import Annotated
 
 import typer
 
-from omni_journey.cli import app
 from omni_journey.errors import ConfigError
 from omni_journey.service.deploy import PrefectYamlError, plan_triggers, write_triggers
 from omni_journey.settings import get_settings
 from omni_journey.spec.diagnostics import format_diagnostics
 from omni_journey.spec.project import load_project
 
+commands = typer.Typer()
 
-@app.command("deploy")
+
+@commands.command("deploy")
 def deploy_cmd(
     check: Annotated[
         bool,

@@ -8,15 +8,16 @@ from datetime import UTC, datetime
 import typer
 from rich.console import Console
 
-from omni_journey.cli import app
 from omni_journey.delivery import load_providers
 from omni_journey.errors import ConfigError
 from omni_journey.service.pipeline import dispatch_due
 from omni_journey.settings import get_settings
 from omni_journey.store import open_store
 
+commands = typer.Typer()
 
-@app.command("dispatch")
+
+@commands.command("dispatch")
 def dispatch_cmd(
     limit: int | None = typer.Option(None, "--limit", min=1, help="Claim at most N messages."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),

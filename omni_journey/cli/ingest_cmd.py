@@ -14,18 +14,19 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import Engine
 
-from omni_journey.cli import app
-from omni_journey.service.ingest import ImportFileError, ImportResult, import_file, ingest_events
-from omni_journey.service.prefect_events import announce_stored, flush, last_event_seq
+from omni_journey.ingest.announce import announce_stored, flush, last_event_seq
+from omni_journey.ingest.intake import ImportFileError, ImportResult, import_file, ingest_events
 from omni_journey.settings import get_settings
 from omni_journey.store import open_store
 
-__all__ = ["customers_import", "events_import", "track"]
+__all__ = ["commands", "customers_import", "events_import", "track"]
+
+commands = typer.Typer()
 
 customers_app = typer.Typer(help="Customer profiles: bulk import.", no_args_is_help=True)
 events_app = typer.Typer(help="Behavioural events: bulk import.", no_args_is_help=True)
-app.add_typer(customers_app, name="customers")
-app.add_typer(events_app, name="events")
+commands.add_typer(customers_app, name="customers")
+commands.add_typer(events_app, name="events")
 
 FileArgument = Annotated[
     Path,
@@ -124,7 +125,7 @@ def _property(pair: str) -> tuple[str, Any]:
         return key, raw
 
 
-@app.command()
+@commands.command()
 def track(
     name: Annotated[str, typer.Argument(help="Event name, e.g. product.viewed.")],
     customer: Annotated[str, typer.Option("--customer", help="The customer's id.")],

@@ -13,7 +13,6 @@ from typing import Annotated
 
 import typer
 
-from omni_journey.cli import app
 from omni_journey.delivery.base import Content, OutgoingMessage
 from omni_journey.delivery.mime import build_email
 from omni_journey.render import (
@@ -23,13 +22,15 @@ from omni_journey.render import (
     RenderedPush,
     RenderedSms,
     RenderedWhatsApp,
-    Renderer,
     RenderError,
+    TemplateRenderer,
 )
 from omni_journey.render.options import FCM_MAX_PAYLOAD_BYTES
 from omni_journey.render.preview import PreviewError, load_preview_subject
 from omni_journey.settings import Settings, get_settings
 from omni_journey.store import open_store
+
+commands = typer.Typer()
 
 
 class ChannelName(StrEnum):
@@ -108,7 +109,7 @@ def _show(rendered: RenderedMessage) -> None:
             typer.echo("outside it: no template (whatsapp.yaml has none): not sent")
 
 
-@app.command()
+@commands.command()
 def preview(
     message: Annotated[str, typer.Argument(help="The message: a folder name in templates/.")],
     customer: Annotated[str, typer.Option("--customer", help="The customer id to render for.")],
@@ -139,7 +140,7 @@ def preview(
         raise typer.Exit(1) from None
     finally:
         engine.dispose()
-    renderer = Renderer.from_settings(settings.project_dir / "templates", settings)
+    renderer = TemplateRenderer.from_settings(settings.project_dir / "templates", settings)
     try:
         renderer.folder(message)
     except RenderError as error:

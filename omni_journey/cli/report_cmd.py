@@ -10,18 +10,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from omni_journey.analytics import (
-    ReportOptions,
-    build_report,
-    render_report,
-    report_json,
-    report_summary,
-)
-from omni_journey.analytics.catalogue import known_journeys
-from omni_journey.cli import app
 from omni_journey.errors import ConfigError
 from omni_journey.settings import get_settings
 from omni_journey.store import open_store
+
+commands = typer.Typer()
 
 
 def _parse_time(value: str | None, option: str) -> datetime | None:
@@ -36,7 +29,7 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-@app.command("report")
+@commands.command("report")
 def report_cmd(
     out: Annotated[
         Path | None,
@@ -70,6 +63,17 @@ def report_cmd(
     """Write the report: per-journey funnels, conversions and holdout lift with 95%
     intervals, channel mix over time, delivery and suppression rates, and the channel
     policy's value vs baselines, as one HTML page with PNG charts. Counts only."""
+    # Imported here: the policy's value scores with scikit-learn and the charts draw with
+    # matplotlib; no other command should load either.
+    from omni_journey.analytics import (
+        ReportOptions,
+        build_report,
+        render_report,
+        report_json,
+        report_summary,
+    )
+    from omni_journey.analytics.catalogue import known_journeys
+
     errors = Console(stderr=True)
     try:
         settings = get_settings()

@@ -10,15 +10,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from omni_journey.cli import app
 from omni_journey.cli.options import parse_time
 from omni_journey.errors import ConfigError, SpecError
+from omni_journey.runner.passes import PassReport
 from omni_journey.service.pipeline import build_runner, dispatch_due, global_cap, load_valid_project
-from omni_journey.service.run import PassReport
 from omni_journey.service.simulate import simulate
 from omni_journey.settings import Settings, get_settings
 from omni_journey.spec.project import Project
 from omni_journey.store import open_store
+
+commands = typer.Typer()
 
 
 def _setup() -> tuple[Settings, Project]:
@@ -68,7 +69,7 @@ def _pass_table(report: PassReport) -> Table:
     return table
 
 
-@app.command()
+@commands.command()
 def run(
     journey: Annotated[
         str | None, typer.Option("--journey", help="Only this journey (default: all).")
@@ -131,7 +132,7 @@ def _print_simulation(result: dict[str, Any]) -> None:
         console.print(f"  skipped {count}: {reason}")
 
 
-@app.command("simulate")
+@commands.command("simulate")
 def simulate_cmd(
     journey: Annotated[str, typer.Argument(help="Key of the journey to replay.")],
     customers: Annotated[
@@ -156,16 +157,20 @@ def simulate_cmd(
         known = ", ".join(sorted(project.journeys)) or "none"
         Console(stderr=True).print(f"[red]error:[/red] no journey {journey!r} (known: {known})")
         raise typer.Exit(2)
-    result = simulate(
-        project.journeys[journey],
-        project.segments,
-        customers,
-        events,
-        days=days,
-        settings=settings,
-        start=parse_time(start) if start else None,
-        global_cap=global_cap(settings),
-    )
+    try:
+        result = simulate(
+            project.journeys[journey],
+            project.segments,
+            customers,
+            events,
+            days=days,
+            settings=settings,
+            start=parse_time(start) if start else None,
+            global_cap=global_cap(settings),
+        )
+    except ConfigError as error:
+        Console(stderr=True).print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
     if as_json:
         typer.echo(json.dumps(result, sort_keys=False))
     else:

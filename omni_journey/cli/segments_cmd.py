@@ -9,12 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
-from omni_journey.cli import app
-from omni_journey.segments.backtest import OrderFileError, backtest_purchase_cycles, load_orders
+from omni_journey.cycles.daily import run_purchase_cycles
+from omni_journey.cycles.model import CycleSettings
+from omni_journey.lab.cycles_backtest import OrderFileError, backtest_purchase_cycles, load_orders
 from omni_journey.segments.compile import SegmentError, count_members, select_members
-from omni_journey.segments.cycles import CycleSettings
 from omni_journey.segments.evaluate import evaluate_segments
-from omni_journey.segments.purchase_cycles import run_purchase_cycles
 from omni_journey.segments.triggers import behavioural_segments, fan_out_catalogue_events
 from omni_journey.settings import Settings, get_settings
 from omni_journey.spec.diagnostics import format_diagnostics
@@ -23,12 +22,14 @@ from omni_journey.spec.models import SegmentSpec
 from omni_journey.spec.project import SEGMENTS_DIR, Project, load_project
 from omni_journey.store import open_store
 
+commands = typer.Typer()
+
 segments_app = typer.Typer(
     help="Segments: who is in them, what changed, purchase cycles.", no_args_is_help=True
 )
-app.add_typer(segments_app, name="segments")
+commands.add_typer(segments_app, name="segments")
 backtest_app = typer.Typer(help="Back-test triggers on a history.", no_args_is_help=True)
-app.add_typer(backtest_app, name="backtest")
+commands.add_typer(backtest_app, name="backtest")
 
 NowOption = Annotated[
     str | None,

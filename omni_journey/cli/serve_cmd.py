@@ -8,16 +8,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from omni_journey.cli import app
 from omni_journey.settings import get_settings
 from omni_journey.store import open_store
+
+commands = typer.Typer()
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@app.command()
+@commands.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port to listen on.", min=1, max=65535)] = 8765,
@@ -32,7 +33,7 @@ def serve(
     # Imported here so that every other command starts without the web stack.
     import uvicorn
 
-    from omni_journey.service.collector import create_app
+    from omni_journey.collector.app import create_app
 
     settings = get_settings()
     engine = open_store(settings.resolved_database_url)

@@ -13,9 +13,8 @@ import typer
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from omni_journey.cli import app
 from omni_journey.render import check_templates
-from omni_journey.service.versions import in_flight_diagnostics, in_flight_problems
+from omni_journey.runner.versions import in_flight_diagnostics, in_flight_problems
 from omni_journey.settings import Settings, get_settings
 from omni_journey.spec.conditions import KEY_PATTERN
 from omni_journey.spec.diagnostics import Diagnostic, format_diagnostics, summary
@@ -29,6 +28,8 @@ from omni_journey.spec.project import (
 )
 from omni_journey.spec.schema import stale_schemas, write_schemas
 from omni_journey.store.db import create_store_engine
+
+commands = typer.Typer()
 
 
 class OutputFormat(StrEnum):
@@ -128,7 +129,7 @@ def _default_paths(project: Path) -> list[Path]:
     return [p for p in candidates if p.exists()]
 
 
-@app.command()
+@commands.command()
 def validate(
     paths: Annotated[
         list[Path] | None,
@@ -179,7 +180,7 @@ def validate(
     raise typer.Exit(1 if errors else 0)
 
 
-@app.command()
+@commands.command()
 def schema(
     write: Annotated[
         bool, typer.Option("--write", help="Regenerate the schema files from the models.")

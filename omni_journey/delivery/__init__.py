@@ -15,10 +15,12 @@ from omni_journey.delivery.base import (
     RetryLaterError,
     SendResult,
 )
-from omni_journey.delivery.dispatcher import DispatchReport, Renderer, dispatch
+from omni_journey.delivery.dispatch_report import DispatchReport
+from omni_journey.delivery.dispatcher import dispatch
 from omni_journey.delivery.outbox import OutboxRow
 from omni_journey.delivery.recipients import CustomerView
 from omni_journey.delivery.registry import available_providers, load_providers
+from omni_journey.delivery.rendering import Renderer
 
 __all__ = [
     "AddressRejectedError",

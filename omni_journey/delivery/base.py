@@ -185,6 +185,12 @@ class Provider(Protocol):
     commits once per call, so it is also the size of the ambiguous window);
     ``idempotent`` says a repeated send of the same idempotency key cannot reach the
     customer twice (the file outbox overwrites), so a message in doubt may be resent.
+
+    ``send_batch`` is how a provider sends in batches: the dispatcher hands it up to
+    ``max_batch`` messages, and marks them sent only after it returns. A result "sent"
+    therefore means done: a provider may buffer or write the whole batch first and make
+    it durable once (the file outbox fsyncs the batch together), but it must do so
+    before returning, never after.
     """
 
     name: str

@@ -32,13 +32,13 @@ from sqlalchemy import Connection, Engine, Table, and_, select
 from omni_journey.delivery.base import FeedbackError
 from omni_journey.delivery.optout import handle_inbound_sms
 from omni_journey.delivery.sns_signature import SnsSignatureVerifier
+from omni_journey.store.events import append_events
 from omni_journey.store.ops import insert_ignore
-from omni_journey.store.tables import Event, Message, Suppression
+from omni_journey.store.tables import Message, Suppression
 
 __all__ = ["FeedbackResult", "handle_sns_notification"]
 
 _MESSAGES: Table = Message.__table__  # type: ignore[attr-defined]
-_EVENTS: Table = Event.__table__  # type: ignore[attr-defined]
 
 SES_EVENTS = {
     "Delivery": "message.delivered",
@@ -196,6 +196,5 @@ def _apply_ses(
         "received_at": now,
         "properties": properties,
     }
-    statement = insert_ignore(connection, Event, "event_id").returning(_EVENTS.c.event_id)
-    result.events = len(connection.execute(statement, event).all())
+    result.events = len(append_events(connection, [event]))
     return result

@@ -2,22 +2,23 @@
 ``<OMNI_HOME>/outbox/<channel>/``, ``.eml`` for email (the MIME SES would get), ``.json``
 otherwise, so a person can open what would have been sent.
 
-Files are named by the idempotency key and written atomically (temp file, fsync,
-rename): a re-send overwrites the same file, so this provider is idempotent.
+Files are named by the idempotency key and appear atomically (written under a temporary
+name, flushed, renamed): a re-send overwrites the same file, so this provider is
+idempotent. A whole batch is flushed at once (:mod:`omni_journey.delivery.file_batch`),
+before ``send_batch`` returns, so before the dispatcher marks any of its rows sent.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from omni_journey.delivery.base import OutgoingMessage, SendResult
+from omni_journey.delivery.file_batch import FileBatch
 from omni_journey.delivery.mime import build_email
 from omni_journey.errors import TransientDeliveryError
 from omni_journey.settings import Settings
@@ -74,10 +75,14 @@ def _json_document(message: OutgoingMessage) -> dict[str, Any]:
 
 
 class FileProvider:
-    """Writes each message to ``root/<channel>/<idempotency key>.{eml,json}``."""
+    """Writes each message to ``root/<channel>/<idempotency key>.{eml,json}``.
+
+    ``max_batch`` is large: the file outbox is idempotent, so a bigger ambiguous window
+    costs nothing, and one flush per claimed batch is the point of batching.
+    """
 
     name = "file"
-    max_batch = 200
+    max_batch = 1000
     idempotent: ClassVar[bool] = True
 
     def __init__(self, root: Path, *, sender: str) -> None:
@@ -89,41 +94,40 @@ class FileProvider:
         return self.root / message.channel / outbox_file_name(message.idempotency_key, suffix)
 
     def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """Stage every message's file, then commit the batch: a message is reported sent
+        only once its file is durably in place."""
+        batch = FileBatch()
+        errors: dict[int, OSError] = {}
+        paths: dict[int, Path] = {}
+        try:
+            for message in messages:
+                path = paths[message.id] = self.path_for(message)
+                try:
+                    batch.stage(path, self._document(message))
+                except OSError as error:
+                    errors[message.id] = error
+            outcome = batch.commit()
+        except BaseException:
+            batch.discard()
+            raise
         results = []
         for message in messages:
-            try:
-                results.append(self._write(message))
-            except OSError as error:
-                code = "disk_error"
-                results.append(
-                    SendResult.failed(
-                        message,
-                        TransientDeliveryError(
-                            "file", code, error.strerror or type(error).__name__
-                        ),
-                    )
-                )
+            path = paths[message.id]
+            results.append(self._result(message, path, errors.get(message.id) or outcome.get(path)))
         return results
 
-    def _write(self, message: OutgoingMessage) -> SendResult:
-        path = self.path_for(message)
+    def _document(self, message: OutgoingMessage) -> bytes:
         if message.channel == "email":
-            data = build_email(message, sender=self.sender).as_bytes()
-        else:
-            text = json.dumps(_json_document(message), indent=2, ensure_ascii=False)
-            data = (text + "\n").encode()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            Path(temp).replace(path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        return SendResult.sent(message, f"file:{message.channel}/{path.name}")
+            return build_email(message, sender=self.sender).as_bytes()
+        text = json.dumps(_json_document(message), indent=2, ensure_ascii=False)
+        return (text + "\n").encode()
+
+    @staticmethod
+    def _result(message: OutgoingMessage, path: Path, error: OSError | None) -> SendResult:
+        if error is None:
+            return SendResult.sent(message, f"file:{message.channel}/{path.name}")
+        detail = error.strerror or type(error).__name__
+        return SendResult.failed(message, TransientDeliveryError("file", "disk_error", detail))
 
 
 def create_file_provider(settings: Settings) -> FileProvider:

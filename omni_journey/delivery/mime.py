@@ -3,10 +3,11 @@ the file outbox writes as ``.eml``, byte for byte the same builder."""
 
 from __future__ import annotations
 
+import hashlib
 from email.header import Header
 from email.message import EmailMessage
 from email.policy import EmailPolicy
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from typing import Any, Final
 
 from omni_journey.delivery.base import OutgoingMessage
@@ -94,7 +95,10 @@ def build_email(message: OutgoingMessage, *, sender: str) -> EmailMessage:
     email["Subject"] = content.subject or ""
     email["Date"] = format_datetime(message.at)
     domain = sender.rsplit("@", 1)[-1].strip(" >") or "omni-journey.invalid"
-    email["Message-ID"] = make_msgid(idstring=f"omni-{message.id}", domain=domain)
+    # From the idempotency key, not make_msgid (clock, pid, random): one message, one
+    # id, on every attempt and in every replay of the demo.
+    token = hashlib.sha256(message.idempotency_key.encode()).hexdigest()
+    email["Message-ID"] = f"<omni-{message.id}.{token[:20]}@{domain}>"
     if message.unsubscribe_url:
         email["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
         email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
@@ -103,4 +107,6 @@ def build_email(message: OutgoingMessage, *, sender: str) -> EmailMessage:
     email.set_content(text, subtype="plain", charset="utf-8")
     if content.html:
         email.add_alternative(content.html, subtype="html", charset="utf-8")
+        # the generator would draw a random boundary; a hash never found in the parts
+        email.set_boundary(f"=_omni_{token[20:52]}")
     return email

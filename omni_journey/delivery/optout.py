@@ -17,8 +17,9 @@ from typing import Literal
 
 from sqlalchemy import Connection, Engine, Table, and_, delete, select
 
+from omni_journey.store.events import append_events
 from omni_journey.store.ops import insert_ignore
-from omni_journey.store.tables import Consent, Customer, Event, Identity, Suppression
+from omni_journey.store.tables import Consent, Customer, Identity, Suppression
 
 __all__ = ["OPT_IN_KEYWORDS", "OPT_OUT_KEYWORDS", "handle_inbound_sms", "is_opt_in", "is_opt_out"]
 
@@ -94,7 +95,7 @@ def handle_inbound_sms(
             for owner in owners
         ]
         if events:
-            connection.execute(insert_ignore(connection, Event, "event_id"), events)
+            append_events(connection, events)
     return "opted_in" if opt_in else "opted_out"
 
 

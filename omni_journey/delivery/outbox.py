@@ -17,8 +17,9 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, Table, and_, delete, or_, select, update
 
+from omni_journey.store.events import append_events
 from omni_journey.store.ops import insert_ignore
-from omni_journey.store.tables import Event, Identity, Message, Suppression
+from omni_journey.store.tables import Identity, Message, Suppression
 
 __all__ = ["Finish", "OutboxRow", "claim", "finish", "mark_in_flight", "release"]
 
@@ -255,7 +256,7 @@ def finish(engine: Engine, finishes: Sequence[Finish], *, worker_id: str) -> lis
             if item.event:
                 events.append(_event(item))
         if events:
-            connection.execute(insert_ignore(connection, Event, "event_id"), events)
+            append_events(connection, events)
     for item in lost:
         log.error(
             "claim lost before the result was written (%s status=%s provider_message_id=%s): "

@@ -1,29 +1,30 @@
 """Who a claimed message goes to, read at send time: profile, consent, suppressions, push
-tokens and the WhatsApp service window, for a whole batch in a few queries."""
+tokens and the WhatsApp service window, for a whole batch in a few queries.
+
+Merges are followed by :func:`omni_journey.identity.survivors.follow_merges`, and what
+an address is, what consent means and what is suppressed come from
+:mod:`omni_journey.reach`, the same rules the runner decided the send with.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, func, select
 
-from omni_journey.store.tables import Consent, Customer, Event, Identity, Suppression
+from omni_journey.identity.survivors import follow_merges
+from omni_journey.reach import address, eligibility, load_reach
+from omni_journey.store.tables import Event
 
 __all__ = ["WHATSAPP_WINDOW", "CustomerView", "Recipients", "load_recipients"]
 
 WHATSAPP_WINDOW = timedelta(hours=24)
 WHATSAPP_INBOUND_EVENT = "whatsapp.received"
 _CHUNK = 500
-_CUSTOMERS: Table = Customer.__table__  # type: ignore[attr-defined]
-_IDENTITIES: Table = Identity.__table__  # type: ignore[attr-defined]
-_CONSENTS: Table = Consent.__table__  # type: ignore[attr-defined]
 _EVENTS: Table = Event.__table__  # type: ignore[attr-defined]
-_SUPPRESSIONS: Table = Suppression.__table__  # type: ignore[attr-defined]
-_MAX_MERGE_HOPS = 8
 
 
 @dataclass(frozen=True)
@@ -47,70 +48,33 @@ class Recipients:
     suppressed: set[tuple[str, str]]  # (channel, address)
 
     def address(self, customer: CustomerView, channel: str) -> str | None:
-        """The address to use on ``channel``; ``None`` if there is none."""
-        if channel == "email":
-            return customer.email
-        if channel in ("sms", "whatsapp"):
-            return customer.phone
-        if channel == "push":
-            usable = [t for t in customer.push_tokens if ("push", t) not in self.suppressed]
-            return (
-                usable[0] if usable else (customer.push_tokens[0] if customer.push_tokens else None)
-            )
-        return None
+        """The address to use on ``channel`` (the first not suppressed, else the first,
+        so a suppressed one is still reported as such); ``None`` if there is none."""
+        return address(customer, channel, self.suppressed)
 
     def is_suppressed(self, channel: str, address: str) -> bool:
         return (channel, address) in self.suppressed
 
-
-def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
+    def eligibility(self, customer: CustomerView, channel: str) -> str | None:
+        """Reach's verdict at send time: ``None``, ``unreachable``, ``no_consent`` or
+        ``suppressed``."""
+        return eligibility(customer, channel, self.suppressed)
 
 
 def load_recipients(
     connection: Connection, customer_ids: Iterable[str], *, now: datetime
 ) -> Recipients:
-    wanted = sorted(set(customer_ids))
-    rows: dict[str, Any] = {}
-    pending = list(wanted)
-    for _ in range(_MAX_MERGE_HOPS):
-        pending = [c for c in pending if c not in rows]
-        if not pending:
-            break
-        for chunk in _chunks(pending):
-            for row in connection.execute(select(_CUSTOMERS).where(_CUSTOMERS.c.id.in_(chunk))):
-                rows[row.id] = row
-        pending = [rows[c].merged_into for c in pending if c in rows and rows[c].merged_into]
-    survivor: dict[str, str] = {}
-    for cid in wanted:
-        current, hops = cid, 0
-        while current in rows and rows[current].merged_into and hops < _MAX_MERGE_HOPS:
-            current, hops = rows[current].merged_into, hops + 1
-        if current in rows:
-            survivor[cid] = current
-    live = sorted(set(survivor.values()))
-    tokens: dict[str, list[str]] = defaultdict(list)
-    consent: dict[str, dict[str, bool]] = defaultdict(dict)
+    survivors = follow_merges(connection, customer_ids)
+    live = {str(row.id): row for row in survivors.values()}
+    reach = load_reach(connection, live.values())
     inbound: dict[str, datetime] = {}
-    for chunk in _chunks(live):
-        for owner, value in connection.execute(
-            select(_IDENTITIES.c.customer_id, _IDENTITIES.c.value)
-            .where(and_(_IDENTITIES.c.kind == "push_token", _IDENTITIES.c.customer_id.in_(chunk)))
-            .order_by(_IDENTITIES.c.created_at.desc(), _IDENTITIES.c.value)
-        ):
-            tokens[str(owner)].append(str(value))
-        for owner, channel, granted in connection.execute(
-            select(_CONSENTS.c.customer_id, _CONSENTS.c.channel, _CONSENTS.c.granted).where(
-                _CONSENTS.c.customer_id.in_(chunk)
-            )
-        ):
-            consent[str(owner)][str(channel)] = bool(granted)
+    ids = sorted(live)
+    for start in range(0, len(ids), _CHUNK):
         for owner, last in connection.execute(
             select(_EVENTS.c.customer_id, func.max(_EVENTS.c.at))
             .where(
                 and_(
-                    _EVENTS.c.customer_id.in_(chunk),
+                    _EVENTS.c.customer_id.in_(ids[start : start + _CHUNK]),
                     _EVENTS.c.name == WHATSAPP_INBOUND_EVENT,
                     _EVENTS.c.at >= now - WHATSAPP_WINDOW,
                 )
@@ -120,34 +84,18 @@ def load_recipients(
             if isinstance(last, datetime):
                 inbound[str(owner)] = last
     views: dict[str, CustomerView] = {}
-    for cid, live_id in survivor.items():
-        row = rows[live_id]
-        views[cid] = CustomerView(
+    for asked, row in survivors.items():
+        live_id = str(row.id)
+        facts = reach.facts[live_id]
+        views[asked] = CustomerView(
             id=live_id,
             email=row.email,
             phone=row.phone,
             timezone=row.timezone,
             locale=row.locale,
             attributes=dict(row.attributes or {}),
-            push_tokens=tuple(tokens.get(live_id, ())),
-            consent=dict(consent.get(live_id, {})),
+            push_tokens=facts.push_tokens,
+            consent=dict(facts.consent),
             last_whatsapp_inbound=inbound.get(live_id),
         )
-    addresses: dict[str, set[str]] = defaultdict(set)
-    for view in views.values():
-        if view.email:
-            addresses["email"].add(view.email)
-        if view.phone:
-            addresses["sms"].add(view.phone)
-            addresses["whatsapp"].add(view.phone)
-        addresses["push"].update(view.push_tokens)
-    suppressed: set[tuple[str, str]] = set()
-    for channel, values in addresses.items():
-        for chunk in _chunks(sorted(values)):
-            for (address,) in connection.execute(
-                select(_SUPPRESSIONS.c.address).where(
-                    and_(_SUPPRESSIONS.c.channel == channel, _SUPPRESSIONS.c.address.in_(chunk))
-                )
-            ):
-                suppressed.add((channel, str(address)))
-    return Recipients(views, suppressed)
+    return Recipients(views, set(reach.suppressed))

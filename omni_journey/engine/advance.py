@@ -82,7 +82,7 @@ def _advance_one(run: Run, env: Env, events: list[EventView]) -> None:
             event.name == cond.event and match_filters(cond.where, event.properties)
             for cond in spec.exit_when
         ):
-            end(run, EXITED, f"exit_when:{event.name}", event.at)
+            end(run, EXITED, f"exit_when:{event.name}", event.at, event.event_id)
             return
     if run.state.holdout:
         window = env.journey.goal_window

@@ -30,6 +30,7 @@ from omni_journey.engine.types import (
     Facts,
     Skip,
 )
+from omni_journey.spec.durations import format_duration
 from omni_journey.spec.models import EventTrigger
 
 __all__ = ["ENTRY_STEP", "evaluate_entry", "require_aware"]
@@ -57,9 +58,10 @@ def evaluate_entry(
         if not _matches_trigger(journey, candidate):
             continue
         entered_at = min(candidate.event.at, now) if candidate.event else now
-        reason = _refusal(journey, candidate, entered_at, facts, entered)
-        if reason is not None:
-            effects.append(Skip(0, candidate.customer_id, ENTRY_STEP, reason, now))
+        refusal = _refusal(journey, candidate, entered_at, facts, entered)
+        if refusal is not None:
+            reason, inputs = refusal
+            effects.append(Skip(0, candidate.customer_id, ENTRY_STEP, reason, now, inputs))
             continue
         entered.add(candidate.customer_id)
         holdout = spec.holdout is not None and (
@@ -112,16 +114,20 @@ def _refusal(
     entered_at: datetime,
     facts: Facts,
     entered: set[str],
-) -> str | None:
+) -> tuple[str, dict[str, Any]] | None:
+    """The first rule that keeps the candidate out, with the data it looked at."""
     rules = journey.spec.entry
+    trigger = {"event_id": candidate.event.event_id} if candidate.event else {}
     if not journey.spec.enabled:
-        return "journey_disabled"
+        return "journey_disabled", trigger
     if candidate.active or candidate.customer_id in entered:
-        return "already_active"
+        return "already_active", trigger
     if candidate.last_entered_at is not None:
         cool_down = rules.re_entry_after
         if cool_down is None or entered_at - candidate.last_entered_at < cool_down:
-            return "re_entry"
+            rule = "never" if cool_down is None else f"after {format_duration(cool_down)}"
+            last = candidate.last_entered_at.isoformat()
+            return "re_entry", {**trigger, "re_entry": rule, "last_entered_at": last}
     if rules.segment is not None and not facts.in_segment(rules.segment, candidate.customer_id):
-        return "entry_segment"
+        return "entry_segment", {**trigger, "segment": rules.segment}
     return None

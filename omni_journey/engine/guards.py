@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from omni_journey.engine.clock import local_date, next_send_time, quiet_until, zone
 from omni_journey.engine.types import CustomerFacts
 from omni_journey.spec.conditions import CHANNELS
+from omni_journey.spec.durations import format_duration
 from omni_journey.spec.models import FrequencyCap, JourneySpec, SendStep
 
 __all__ = ["GLOBAL_CAP_KEY", "SendDecision", "SendLedger", "decide_send", "wanted_channels"]
@@ -39,6 +41,7 @@ class SendDecision:
     choice: str = ""
     reason: str = ""
     until: datetime | None = None
+    inputs: Mapping[str, Any] = field(default_factory=dict)
 
 
 class SendLedger:
@@ -73,28 +76,43 @@ def decide_send(
     global_cap: FrequencyCap | None,
 ) -> SendDecision:
     wanted, choice = wanted_channels(step)
+    # the inputs of every guard, kept with the decision (the journey log's ``detail``)
+    eligibility = {c: customer.eligible.get(c, NO_ADDRESS) or "eligible" for c in wanted}
+    inputs: dict[str, Any] = {"eligibility": eligibility}
     channels = tuple(c for c in wanted if c in customer.eligible and customer.eligible[c] is None)
     if not channels:
-        return SendDecision("skip", reason=customer.eligible.get(wanted[0]) or NO_ADDRESS)
+        reason = customer.eligible.get(wanted[0]) or NO_ADDRESS
+        return SendDecision("skip", reason=reason, inputs=inputs)
+    inputs["timezone"] = customer.timezone
     tz = zone(customer.timezone)
     if tz is None:
         if spec.quiet_hours or spec.send_window:
-            return SendDecision("skip", reason="invalid_timezone")
+            return SendDecision("skip", reason="invalid_timezone", inputs=inputs)
         tz = ZoneInfo("UTC")
     at = next_send_time(now, spec.quiet_hours, spec.send_window, tz)
     if at is None:
-        return SendDecision("skip", reason="no_send_time")
+        return SendDecision("skip", reason="no_send_time", inputs=inputs)
     if at > now:
         quiet = spec.quiet_hours is not None and quiet_until(now, spec.quiet_hours, tz)
         reason = "quiet_hours" if quiet else "send_window"
-        return SendDecision("defer", reason=reason, until=at)
+        inputs["local_time"] = now.astimezone(tz).strftime("%H:%M")
+        window = spec.quiet_hours if quiet else spec.send_window
+        if window is not None:
+            inputs[reason] = f"{window.start:%H:%M}-{window.end:%H:%M}"
+        return SendDecision("defer", reason=reason, until=at, inputs=inputs)
     today = local_date(now, tz)
     caps = [(spec.key, spec.frequency_cap), (GLOBAL_CAP_KEY, global_cap)]
     for key, cap in caps:
-        if cap is not None and _sent(customer, key, today, cap.per, ledger) >= cap.max:
-            return SendDecision("skip", reason="frequency_cap")
+        if cap is None:
+            continue
+        sent = _sent(customer, key, today, cap.per, ledger)
+        if sent >= cap.max:
+            scope = "journey" if key == spec.key else "global"
+            per = format_duration(cap.per)
+            inputs["cap"] = {"scope": scope, "max": cap.max, "per": per, "sent": sent}
+            return SendDecision("skip", reason="frequency_cap", inputs=inputs)
     ledger.record(customer.customer_id, (spec.key, GLOBAL_CAP_KEY), today)
-    return SendDecision("send", channels=channels, choice=choice)
+    return SendDecision("send", channels=channels, choice=choice, inputs=inputs)
 
 
 def _sent(

@@ -84,6 +84,7 @@ class Run:
     step_id: str | None = None
     wake_at: datetime | None = None
     wake_reason: str | None = None
+    wake_inputs: dict[str, Any] = field(default_factory=dict)
     status: State = ACTIVE
     ended_at: datetime | None = None
     end_reason: str | None = None
@@ -94,7 +95,16 @@ class Run:
 
     def finish(self) -> EnrollmentState:
         if self.wake_reason is not None and self.status == ACTIVE and self.wake_at is not None:
-            self.effects.append(ScheduleWakeup(self.state.id, self.wake_at, self.wake_reason))
+            self.effects.append(
+                ScheduleWakeup(
+                    self.state.id,
+                    self.wake_at,
+                    self.wake_reason,
+                    self.state.customer_id,
+                    self.step_id,
+                    self.wake_inputs,
+                )
+            )
         return replace(
             self.state,
             step_id=self.step_id,
@@ -112,11 +122,11 @@ class Run:
         self.wake_at = until
 
 
-def end(run: Run, status: State, reason: str, at: datetime) -> None:
+def end(run: Run, status: State, reason: str, at: datetime, event_id: str | None = None) -> None:
     """End the enrollment; every ending yields one ``ExitJourney`` (reason ``completed``
-    or ``holdout`` for a completion)."""
+    or ``holdout`` for a completion; ``event_id`` the event that ended it, if any)."""
     run.status, run.end_reason, run.ended_at = status, reason, at
-    run.effects.append(ExitJourney(run.state.id, run.state.customer_id, reason, at))
+    run.effects.append(ExitJourney(run.state.id, run.state.customer_id, reason, at, event_id))
 
 
 def run_steps(run: Run, env: Env, events: list[EventView]) -> None:
@@ -254,10 +264,13 @@ def _send(run: Run, env: Env, spec: SendStep) -> str | None:
         assert decision.until is not None
         run.context["step"]["deferred"] = decision.reason
         run.wait(decision.until, decision.reason)
+        run.wake_inputs = dict(decision.inputs)
         return None
     run.context["step"].pop("deferred", None)
     if decision.action == "skip":
-        run.effects.append(Skip(state.id, state.customer_id, spec.id, decision.reason, now))
+        run.effects.append(
+            Skip(state.id, state.customer_id, spec.id, decision.reason, now, decision.inputs)
+        )
     else:
         run.effects.append(
             SendMessage(
@@ -272,6 +285,7 @@ def _send(run: Run, env: Env, spec: SendStep) -> str | None:
                 idempotency_key=_idempotency_key(run, env),
                 send_after=now,
                 send_at=spec.send_at,
+                inputs=decision.inputs,
             )
         )
         run.context["last_step_id"] = spec.id

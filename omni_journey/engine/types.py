@@ -159,32 +159,46 @@ class SendMessage:
     idempotency_key: str
     send_after: datetime
     send_at: str = "now"
+    inputs: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Skip:
-    """A step that did nothing, and why (``no_consent``, ``frequency_cap``, ...)."""
+    """A step that did nothing (or an entry refused), and why (``no_consent``,
+    ``frequency_cap``, ``entry_segment``...); ``inputs`` holds the data that decided it
+    (for the record; not part of equality)."""
 
     enrollment_id: int
     customer_id: str
     step_id: str
     reason: str
     at: datetime
+    inputs: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class ScheduleWakeup:
+    """Wake the enrollment at ``at``; a send put off (quiet hours, send window) says so
+    in ``reason`` and keeps what decided it in ``inputs``. Two wake-ups are the same
+    when enrollment, time and reason are (the rest explains, it does not decide)."""
+
     enrollment_id: int
     at: datetime
     reason: str
+    customer_id: str = field(default="", compare=False)
+    step_id: str | None = field(default=None, compare=False)
+    inputs: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class ExitJourney:
+    """The enrollment ended; ``event_id`` is the event that ended it, if one did."""
+
     enrollment_id: int
     customer_id: str
     reason: str
     at: datetime
+    event_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

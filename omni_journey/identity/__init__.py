@@ -47,7 +47,7 @@ if TYPE_CHECKING:
         resolve_event_customers,
         resolve_named_customers,
     )
-    from omni_journey.identity.lookup import DriverSql, lookup_owners, lookup_values
+    from omni_journey.identity.lookup import lookup_owners, lookup_values
     from omni_journey.identity.profiles import (
         ConsentState,
         CustomerState,
@@ -62,7 +62,6 @@ _LAZY = {
     "KnownCustomers": "events",
     "resolve_event_customers": "events",
     "resolve_named_customers": "events",
-    "DriverSql": "lookup",
     "lookup_owners": "lookup",
     "lookup_values": "lookup",
     "ConsentState": "profiles",
@@ -94,7 +93,6 @@ __all__ = [
     "LINKING_KINDS",
     "ConsentState",
     "CustomerState",
-    "DriverSql",
     "EventResolution",
     "IdentityGraph",
     "IdentityKey",

@@ -10,11 +10,8 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from omni_journey.identity.keys import IdentityKey, derive_customer_id
-from omni_journey.identity.lookup import (
-    DriverSql,
-    lookup_owners,
-    lookup_values,
-)
+from omni_journey.identity.lookup import lookup_owners, lookup_values
+from omni_journey.store.driver import DriverSql
 
 
 class KnownCustomers:
@@ -133,8 +130,9 @@ def resolve_named_customers(
     named = set(customer_ids)
     if cache is not None:
         named.difference_update(cache)
+    ordered = sorted(named)  # new customers are written in this order: not hash order
     found = lookup_values(connection, "customer_id", named)
-    new: dict[str, list[str | None]] = {c: [None, None] for c in named if c not in found}
+    new: dict[str, list[str | None]] = {c: [None, None] for c in ordered if c not in found}
     owners = found if cache is None else cache
     if cache is not None:
         cache.update(found)

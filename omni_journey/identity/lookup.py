@@ -1,16 +1,13 @@
-"""The ``identities`` table read in bulk, and the raw driver SQL the bulk paths write
-with.
-"""
+"""The ``identities`` table read in bulk."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Connection, Table
 
 from omni_journey.identity.keys import _CHUNK, IdentityKey
+from omni_journey.store.driver import DriverSql
 from omni_journey.store.tables import metadata
 
 _customers: Table = metadata.tables["customers"]
@@ -19,79 +16,6 @@ _consents: Table = metadata.tables["consents"]
 _events: Table = metadata.tables["events"]
 _enrollments: Table = metadata.tables["enrollments"]
 _messages: Table = metadata.tables["messages"]
-
-
-class DriverSql:
-    """Placeholders and values for DBAPI ``executemany`` that bind exactly what the
-    store's column types would (``UTCDateTime``: naive UTC ISO text on SQLite,
-    ``timestamptz`` on PostgreSQL; JSON as text, cast to ``jsonb`` on PostgreSQL)."""
-
-    def __init__(self, connection: Connection) -> None:
-        self.sqlite = connection.dialect.name == "sqlite"
-        self.p = "?" if self.sqlite else "%s"
-        self.json_p = "?" if self.sqlite else "CAST(%s AS jsonb)"
-
-    def params(self, count: int) -> str:
-        return ", ".join([self.p] * count)
-
-    def timestamp(self, value: datetime) -> object:
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: omni-journey stores aware UTC timestamps only")
-        utc = value.astimezone(UTC)
-        if self.sqlite:
-            return utc.replace(tzinfo=None).isoformat(" ", "microseconds")
-        return utc
-
-    @staticmethod
-    def executemany(
-        connection: Connection, statement: str, rows: Iterable[Sequence[object]]
-    ) -> int:
-        """``statement`` once per row on the DBAPI cursor, inside the connection's
-        transaction and without SQLAlchemy's per-row bind processing; the rows changed."""
-        cursor: Any = connection.connection.cursor()
-        try:
-            cursor.executemany(statement, rows)
-            return int(cursor.rowcount)
-        finally:
-            cursor.close()
-
-    def insert_ignore(
-        self,
-        connection: Connection,
-        table: str,
-        columns: Sequence[tuple[str, str]],
-        rows: Iterable[Sequence[object]],
-        conflict: str,
-    ) -> int:
-        """``INSERT ... ON CONFLICT (conflict) DO NOTHING`` of many rows; the number
-        inserted. ``columns`` are (name, PostgreSQL type: text, timestamptz or jsonb).
-
-        SQLite: one ``executemany`` on the DBAPI cursor, which takes ``rows`` as they
-        come (an iterator builds no list). PostgreSQL: one statement over ``unnest`` of
-        one array per column (a round trip per batch, not per row), in the rows' order.
-        """
-        names = ", ".join(name for name, _ in columns)
-        if self.sqlite:
-            statement = (
-                f"INSERT INTO {table} ({names}) VALUES ({self.params(len(columns))}) "
-                f"ON CONFLICT ({conflict}) DO NOTHING"
-            )
-            return self.executemany(connection, statement, rows)
-        values = [list(column) for column in zip(*rows, strict=True)]
-        if not values:
-            return 0
-        arrays = [f"CAST(%s AS {'text' if kind == 'jsonb' else kind}[])" for _, kind in columns]
-        aliases = [f"c{i}" for i in range(len(columns))]
-        picks = [
-            f"CAST({alias} AS jsonb)" if kind == "jsonb" else alias
-            for alias, (_, kind) in zip(aliases, columns, strict=True)
-        ]
-        statement = (
-            f"INSERT INTO {table} ({names}) SELECT {', '.join(picks)} "
-            f"FROM unnest({', '.join(arrays)}) WITH ORDINALITY AS t({', '.join(aliases)}, n) "
-            f"ORDER BY n ON CONFLICT ({conflict}) DO NOTHING"
-        )
-        return int(connection.exec_driver_sql(statement, tuple(values)).rowcount)
 
 
 def _chunks(values: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]:

@@ -7,6 +7,7 @@ that builds one), HTML is autoescaped, unknown variables are errors. See
 
 from __future__ import annotations
 
+from omni_journey.links import InvalidLinkError, LinkClaims, LinkSigner
 from omni_journey.render.api import (
     check_message,
     check_templates,
@@ -15,7 +16,6 @@ from omni_journey.render.api import (
 )
 from omni_journey.render.context import RenderContext, customer_profile, sample_context
 from omni_journey.render.errors import TEMPLATE_CODES, RenderError
-from omni_journey.render.links import InvalidLinkError, LinkClaims, LinkSigner
 from omni_journey.render.options import RenderOptions
 from omni_journey.render.rendered import (
     CHANNELS,
@@ -25,8 +25,8 @@ from omni_journey.render.rendered import (
     RenderedSms,
     RenderedWhatsApp,
 )
-from omni_journey.render.renderer import Renderer
 from omni_journey.render.sms import SmsEncoding, SmsInfo, measure_sms, split_sms
+from omni_journey.render.template_renderer import TemplateRenderer
 
 __all__ = [
     "CHANNELS",
@@ -42,9 +42,9 @@ __all__ = [
     "RenderedPush",
     "RenderedSms",
     "RenderedWhatsApp",
-    "Renderer",
     "SmsEncoding",
     "SmsInfo",
+    "TemplateRenderer",
     "check_message",
     "check_templates",
     "customer_profile",

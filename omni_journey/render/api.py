@@ -1,6 +1,6 @@
 """The functions the rest of omni-journey calls: render, check, verify a link.
 
-For many messages in a row (a dispatch batch), make one :class:`Renderer` and call its
+For many messages in a row (a dispatch batch), make one :class:`TemplateRenderer` and call its
 ``render`` method: it keeps what it has read and compiled.
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from omni_journey.links import LinkClaims, LinkSigner
 from omni_journey.render.checks import check_folder, check_partials, finish
 from omni_journey.render.context import RenderContext
-from omni_journey.render.links import LinkClaims, LinkSigner
 from omni_journey.render.options import RenderOptions
 from omni_journey.render.rendered import RenderedMessage
-from omni_journey.render.renderer import Renderer
+from omni_journey.render.template_renderer import TemplateRenderer
 from omni_journey.settings import Settings
 from omni_journey.spec.diagnostics import Diagnostic
 
@@ -39,7 +39,7 @@ def render_message(
     Raises :class:`~omni_journey.render.RenderError` (a ``ValueError``) with a stable
     ``code`` and the file and line at fault.
     """
-    renderer = Renderer.from_settings(templates_dir, settings, options)
+    renderer = TemplateRenderer.from_settings(templates_dir, settings, options)
     return renderer.render(message_key, channel, context)
 
 
@@ -48,10 +48,10 @@ def _renderer(
     settings: Settings | None,
     options: RenderOptions | None,
     shown_dir: str | None,
-) -> Renderer:
+) -> TemplateRenderer:
     if settings is not None:
-        return Renderer.from_settings(templates_dir, settings, options, shown_dir)
-    return Renderer(
+        return TemplateRenderer.from_settings(templates_dir, settings, options, shown_dir)
+    return TemplateRenderer(
         templates_dir, secret_key=_VALIDATION_SECRET, options=options, shown_dir=shown_dir
     )
 

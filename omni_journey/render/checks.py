@@ -18,11 +18,12 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 
 from omni_journey.render.context import CONTEXT_NAMES, SAMPLE_ATTRIBUTES, sample_context
 from omni_journey.render.errors import RenderError
+from omni_journey.render.library import TemplateLibrary
 from omni_journey.render.locate import Target, file_document, locate_line
 from omni_journey.render.rendered import CHANNELS
-from omni_journey.render.renderer import Renderer
 from omni_journey.render.shapes import PUSH_FIELDS, WHATSAPP_FIELDS
 from omni_journey.render.source import MessageFolder
+from omni_journey.render.template_renderer import TemplateRenderer
 from omni_journey.spec.diagnostics import Diagnostic, did_you_mean, one_of, quoted
 from omni_journey.spec.loader import Document
 from omni_journey.spec.naming import YamlPath
@@ -58,7 +59,11 @@ def _bound(tree: nodes.Template) -> set[str]:
 
 
 def _unknown_names(
-    renderer: Renderer, source: str, allowed: frozenset[str], target: Target, name: str | None
+    renderer: TemplateLibrary,
+    source: str,
+    allowed: frozenset[str],
+    target: Target,
+    name: str | None,
 ) -> list[Diagnostic]:
     """Syntax errors and names outside ``allowed`` in one template ``source``."""
     environment = renderer.environment
@@ -89,7 +94,7 @@ def _unknown_names(
     return found
 
 
-def _static(renderer: Renderer, folder: MessageFolder) -> list[Diagnostic]:
+def _static(renderer: TemplateLibrary, folder: MessageFolder) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     with_message = CONTEXT_NAMES
     without_message = CONTEXT_NAMES - {"message"}
@@ -138,7 +143,7 @@ def _as_warning(error: RenderError, code: str, message: str, hint: str) -> Diagn
 
 
 def _render_passes(
-    renderer: Renderer, key: str, channel: str, locale: str | None
+    renderer: TemplateRenderer, key: str, channel: str, locale: str | None
 ) -> list[Diagnostic]:
     rendered, found = renderer.problems(key, channel, sample_context(locale))
     if rendered is None or any(p.is_error for p in found):
@@ -173,7 +178,7 @@ def _render_passes(
     return found
 
 
-def check_folder(renderer: Renderer, key: str) -> list[Diagnostic]:
+def check_folder(renderer: TemplateRenderer, key: str) -> list[Diagnostic]:
     """Every problem of message ``key`` (unsorted; may repeat across locales)."""
     try:
         folder = renderer.folder(key)
@@ -204,7 +209,7 @@ def check_folder(renderer: Renderer, key: str) -> list[Diagnostic]:
     return found
 
 
-def check_partials(renderer: Renderer) -> list[Diagnostic]:
+def check_partials(renderer: TemplateLibrary) -> list[Diagnostic]:
     """Syntax errors and unknown names in ``templates/_partials/``, used or not."""
     partials = renderer.templates_dir / "_partials"
     found: list[Diagnostic] = []

@@ -8,19 +8,17 @@ recommender fills them. A merged customer previews as the profile it was merged 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from omni_journey.errors import OmniJourneyError
+from omni_journey.identity.survivors import survivor_of
 from omni_journey.render.context import SAMPLE_EVENT, RenderContext, customer_profile
 from omni_journey.spec.diagnostics import quoted
 from omni_journey.store.tables import Customer, Event
 
 __all__ = ["PreviewError", "PreviewSubject", "load_preview_subject"]
-
-_MAX_MERGE_HOPS: Final = 16
 
 
 class PreviewError(OmniJourneyError, LookupError):
@@ -41,19 +39,18 @@ class PreviewSubject:
 
 
 def _customer(session: Session, customer_id: str) -> tuple[Customer, str | None]:
-    customer = session.get(Customer, customer_id)
+    """The customer to preview for ``customer_id`` (its survivor when merged), and the id
+    it was merged from, if it was."""
+    survivor = survivor_of(session.connection(), customer_id)
+    customer = session.get(Customer, str(survivor.id)) if survivor is not None else None
     if customer is None:
+        if session.get(Customer, customer_id) is not None:  # a merge chain that ends nowhere
+            raise PreviewError(
+                "unknown-customer",
+                f"customer {quoted(customer_id)} was merged into a customer that does not exist",
+            )
         raise PreviewError("unknown-customer", f"there is no customer {quoted(customer_id)}")
-    merged_from = None
-    for _ in range(_MAX_MERGE_HOPS):
-        if customer.merged_into is None:
-            break
-        survivor = session.get(Customer, customer.merged_into)
-        if survivor is None:
-            break
-        merged_from = merged_from or customer_id
-        customer = survivor
-    return customer, merged_from
+    return customer, (customer_id if customer.id != customer_id else None)
 
 
 def load_preview_subject(

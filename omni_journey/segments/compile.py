@@ -8,8 +8,10 @@ Every condition kind becomes a predicate over the outer ``customers`` row:
   [AND at >= :since] AND <where> [GROUP BY customer_id HAVING count(*) …])``.
 * ``purchases`` (RFM) -> ``IN`` / ``NOT IN`` an aggregate over ``order.completed``:
   ``NOT IN`` when a customer with no orders qualifies (``count: {lte: 1}``).
-* ``consent`` / ``reachable`` -> ``IN`` / ``EXISTS`` over ``consents``, ``identities``
-  and ``suppressions``, meaning exactly what :func:`facts._eligibility` means.
+* ``consent`` / ``reachable`` -> :func:`omni_journey.reach.consenting` /
+  :func:`omni_journey.reach.reachable`: the SQL form of the same reach rules the
+  runner's facts and the dispatcher use (``IN`` / ``EXISTS`` over ``consents``,
+  ``identities`` and ``suppressions``).
 * ``attribute`` -> a JSON test on ``customers.attributes``.
 * ``segment`` -> the referenced segment's condition, inlined (cycles are errors).
 
@@ -25,14 +27,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    Column,
     ColumnElement,
     Connection,
     Select,
     Table,
     and_,
     case,
-    exists,
     false,
     func,
     not_,
@@ -42,10 +42,12 @@ from sqlalchemy import (
 )
 
 from omni_journey.errors import OmniJourneyError
+from omni_journey.reach import consenting, reachable
 from omni_journey.segments.facts import _attribute_holds
 from omni_journey.segments.json_sql import JsonDialect, any_of, json_dialect, none_of
 from omni_journey.segments.where_sql import WhereCompiler
 from omni_journey.spec.conditions import (
+    ORDER_COMPLETED,
     AllCondition,
     AnyCondition,
     AttributeCondition,
@@ -73,15 +75,10 @@ __all__ = [
     "select_members",
 ]
 
-ORDER_EVENT = "order.completed"
+ORDER_EVENT = ORDER_COMPLETED
 
 customers: Table = metadata.tables["customers"]
 events: Table = metadata.tables["events"]
-consents: Table = metadata.tables["consents"]
-identities: Table = metadata.tables["identities"]
-suppressions: Table = metadata.tables["suppressions"]
-
-_ADDRESS_COLUMN = {"email": "email", "sms": "phone", "whatsapp": "phone"}
 
 
 class SegmentError(OmniJourneyError, ValueError):
@@ -220,9 +217,9 @@ class _Compiler:
         if isinstance(condition, SegmentCondition):
             return self.segment(condition.segment, stack)
         if isinstance(condition, ConsentCondition):
-            return customers.c.id.in_(self._consenting(condition.consent))
+            return consenting(condition.consent)
         if isinstance(condition, ReachableCondition):
-            return self.reachable(condition.reachable)
+            return reachable(condition.reachable)
         if isinstance(condition, AttributeCondition):
             return self.attribute(condition, stack)
         if isinstance(condition, EventCondition):
@@ -246,34 +243,6 @@ class _Compiler:
                 stack,
             )
         return self.condition(spec.match, (*stack, key))
-
-    # --- consent and reach -----------------------------------------------------------
-
-    @staticmethod
-    def _consenting(channel: str) -> Select[tuple[str]]:
-        return select(consents.c.customer_id).where(
-            consents.c.channel == channel, consents.c.granted == true()
-        )
-
-    def reachable(self, channel: str) -> ColumnElement[bool]:
-        consenting = customers.c.id.in_(self._consenting(channel))
-        if channel == "push":
-            open_token = (
-                select(identities.c.customer_id)
-                .where(identities.c.kind == "push_token")
-                .where(
-                    ~exists().where(
-                        suppressions.c.channel == "push",
-                        suppressions.c.address == identities.c.value,
-                    )
-                )
-            )
-            return and_(consenting, customers.c.id.in_(open_token))
-        address: Column[Any] = customers.c[_ADDRESS_COLUMN[channel]]
-        suppressed = exists().where(
-            suppressions.c.channel == channel, suppressions.c.address == address
-        )
-        return and_(address.is_not(None), address != "", consenting, ~suppressed)
 
     # --- profile attributes ----------------------------------------------------------
 

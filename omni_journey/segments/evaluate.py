@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from omni_journey.segments.compile import compile_segment
 from omni_journey.spec.models import SegmentSpec
+from omni_journey.store.events import append_events, append_events_from
 from omni_journey.store.ops import insert_ignore
 from omni_journey.store.tables import metadata
 from omni_journey.store.types import UTCDateTime
@@ -178,7 +179,6 @@ def _write_memberships(
 
 
 def _emit(connection: Connection, name: str, key: str, ids: list[str], now: datetime) -> None:
-    statement = insert_ignore(connection, events, "event_id")
     properties = {"segment": key}
     for chunk in _chunks(ids):
         if connection.dialect.name == "postgresql":
@@ -197,10 +197,10 @@ def _emit(connection: Connection, name: str, key: str, ids: list[str], now: date
                 cast(literal(json.dumps(properties), String), JSONB),
             )
             columns = ["event_id", "name", "customer_id", "at", "received_at", "properties"]
-            connection.execute(statement.from_select(columns, rows))
+            append_events_from(connection, columns, rows)
             continue
-        connection.execute(
-            statement,
+        append_events(
+            connection,
             [
                 {
                     "event_id": segment_event_id(name, key, cid, now),

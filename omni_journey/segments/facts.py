@@ -3,20 +3,24 @@
 :class:`BatchFacts` implements the engine's ``Facts`` protocol: what the engine may
 know of each customer (time zone, attributes, channel eligibility, recent sends) and
 the answers to the conditions a journey asks (branch arms, entry segments).
+
+Channel eligibility is :mod:`omni_journey.reach`'s SQL verdict, selected with the
+profiles: the same rules the segment compiler's ``reachable`` and the dispatcher use.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, and_, select
 
-from omni_journey.engine import match_filters
+from omni_journey.engine import NO_FACTS, FactNeeds, match_filters
 from omni_journey.engine.types import CustomerFacts
+from omni_journey.reach import UNREACHABLE, eligibility_columns, eligibility_from_row, has_consent
 from omni_journey.spec.conditions import (
     CHANNELS,
     AllCondition,
@@ -31,12 +35,15 @@ from omni_journey.spec.conditions import (
     SegmentCondition,
 )
 from omni_journey.spec.models import SegmentSpec
-from omni_journey.store.core import CONSENTS, CUSTOMERS, EVENTS, IDENTITIES, MESSAGES, SUPPRESSIONS
+from omni_journey.store.core import CONSENTS, CUSTOMERS, EVENTS, MESSAGES
 
-__all__ = ["BatchFacts", "LazyFacts", "lazy_facts", "load_facts"]
+__all__ = ["ALL_FACTS", "BatchFacts", "load_facts"]
 
 _CHUNK = 500
 _HISTORY_EVENTS_LIMIT_DAYS = 400
+_ANY_EVENT = frozenset({"*"})
+# Everything, for callers that do not declare what they need (tests, analytics).
+ALL_FACTS = FactNeeds(profiles=True, sends=True, consent=True, event_names=_ANY_EVENT)
 
 
 def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
@@ -70,7 +77,7 @@ class BatchFacts:
 
     def customer(self, customer_id: str) -> CustomerFacts:
         return self._customers.get(customer_id) or CustomerFacts(
-            customer_id=customer_id, eligible=dict.fromkeys(CHANNELS, "unreachable")
+            customer_id=customer_id, eligible=dict.fromkeys(CHANNELS, UNREACHABLE)
         )
 
     def in_segment(self, segment_key: str, customer_id: str) -> bool:
@@ -89,7 +96,7 @@ class BatchFacts:
         if isinstance(condition, SegmentCondition):
             return self.in_segment(condition.segment, customer_id)
         if isinstance(condition, ConsentCondition):
-            return bool(self._consent.get(customer_id, {}).get(condition.consent))
+            return has_consent(self._consent.get(customer_id, {}), condition.consent)
         if isinstance(condition, ReachableCondition):
             return self.customer(customer_id).eligible.get(condition.reachable) is None
         if isinstance(condition, AttributeCondition):
@@ -182,41 +189,6 @@ def _attribute_holds(condition: AttributeCondition, attributes: Mapping[str, Any
     return True
 
 
-class LazyFacts:
-    """:class:`BatchFacts` loaded on the first question: a batch whose steps ask
-    nothing (delays, waits) costs no query at all."""
-
-    def __init__(self, load: Callable[[], BatchFacts]) -> None:
-        self._load = load
-        self._facts: BatchFacts | None = None
-
-    def _get(self) -> BatchFacts:
-        if self._facts is None:
-            self._facts = self._load()
-        return self._facts
-
-    def customer(self, customer_id: str) -> CustomerFacts:
-        return self._get().customer(customer_id)
-
-    def holds(self, condition: Condition, customer_id: str) -> bool:
-        return self._get().holds(condition, customer_id)
-
-    def in_segment(self, segment_key: str, customer_id: str) -> bool:
-        return self._get().in_segment(segment_key, customer_id)
-
-
-def lazy_facts(
-    connection: Connection,
-    customer_ids: Sequence[str],
-    *,
-    now: datetime,
-    segments: Mapping[str, SegmentSpec],
-) -> LazyFacts:
-    """:func:`load_facts` deferred until the engine first asks."""
-    ids = list(customer_ids)
-    return LazyFacts(lambda: load_facts(connection, ids, now=now, segments=segments))
-
-
 def load_facts(
     connection: Connection,
     customer_ids: Sequence[str],
@@ -225,64 +197,54 @@ def load_facts(
     segments: Mapping[str, SegmentSpec],
     cap_window: timedelta = timedelta(days=8),
     history: timedelta | None = None,
+    needs: FactNeeds = ALL_FACTS,
 ) -> BatchFacts:
-    """Load what the engine needs for ``customer_ids`` in a handful of queries."""
+    """Load what the engine declared it ``needs`` for ``customer_ids``, in a handful of
+    queries per chunk of customers (everything when ``needs`` is not given)."""
     ids = sorted(set(customer_ids))
     profiles: dict[str, Any] = {}
     consent: dict[str, dict[str, bool]] = defaultdict(dict)
-    tokens: dict[str, list[str]] = defaultdict(list)
-    suppressed: set[tuple[str, str]] = set()
     sends: dict[str, list[tuple[str | None, datetime]]] = defaultdict(list)
     events: dict[str, list[tuple[str, datetime, Mapping[str, Any]]]] = defaultdict(list)
-    since = now - (history or timedelta(days=_HISTORY_EVENTS_LIMIT_DAYS))
-    for chunk in _chunks(ids):
-        for row in connection.execute(select(CUSTOMERS).where(CUSTOMERS.c.id.in_(chunk))):
-            profiles[row.id] = row
-        for row in connection.execute(select(CONSENTS).where(CONSENTS.c.customer_id.in_(chunk))):
-            consent[row.customer_id][row.channel] = row.granted
-        token_rows = connection.execute(
-            select(IDENTITIES.c.value, IDENTITIES.c.customer_id).where(
-                and_(IDENTITIES.c.kind == "push_token", IDENTITIES.c.customer_id.in_(chunk))
+    lookback = needs.lookback if needs.event_names != _ANY_EVENT else None
+    since = now - (history or lookback or timedelta(days=_HISTORY_EVENTS_LIMIT_DAYS))
+    for chunk in _chunks(ids) if needs != NO_FACTS else ():
+        if needs.profiles:
+            profile_rows = connection.execute(
+                select(CUSTOMERS, *eligibility_columns()).where(CUSTOMERS.c.id.in_(chunk))
             )
-        )
-        for token in token_rows:
-            tokens[token.customer_id].append(token.value)
-        send_rows = connection.execute(
-            select(MESSAGES.c.customer_id, MESSAGES.c.journey_key, MESSAGES.c.send_after).where(
-                and_(
-                    MESSAGES.c.customer_id.in_(chunk),
-                    MESSAGES.c.send_after >= now - cap_window,
-                    MESSAGES.c.status.in_(("pending", "claimed", "sent")),
-                    MESSAGES.c.channel != "webhook",
+            for row in profile_rows:
+                profiles[row.id] = row
+        if needs.consent:
+            rows = connection.execute(select(CONSENTS).where(CONSENTS.c.customer_id.in_(chunk)))
+            for row in rows:
+                consent[row.customer_id][row.channel] = row.granted
+        if needs.sends:
+            send_rows = connection.execute(
+                select(MESSAGES.c.customer_id, MESSAGES.c.journey_key, MESSAGES.c.send_after).where(
+                    and_(
+                        MESSAGES.c.customer_id.in_(chunk),
+                        MESSAGES.c.send_after >= now - cap_window,
+                        MESSAGES.c.status.in_(("pending", "claimed", "sent")),
+                        MESSAGES.c.channel != "webhook",
+                    )
                 )
             )
-        )
-        for send in send_rows:
-            sends[send.customer_id].append((send.journey_key, send.send_after))
-        event_rows = connection.execute(
-            select(EVENTS.c.customer_id, EVENTS.c.name, EVENTS.c.at, EVENTS.c.properties)
-            .where(and_(EVENTS.c.customer_id.in_(chunk), EVENTS.c.at >= since))
-            .order_by(EVENTS.c.customer_id, EVENTS.c.at)
-        )
-        for event in event_rows:
-            events[event.customer_id].append((event.name, event.at, event.properties or {}))
-    addresses = [
-        (channel, address)
-        for row in profiles.values()
-        for channel, address in (("email", row.email), ("sms", row.phone), ("whatsapp", row.phone))
-        if address
-    ] + [("push", token) for values in tokens.values() for token in values]
-    for channel in CHANNELS:
-        wanted = sorted({a for c, a in addresses if c == channel})
-        for chunk in _chunks(wanted):
-            rows = connection.execute(
-                select(SUPPRESSIONS.c.address).where(
-                    and_(SUPPRESSIONS.c.channel == channel, SUPPRESSIONS.c.address.in_(chunk))
-                )
+            for send in send_rows:
+                sends[send.customer_id].append((send.journey_key, send.send_after))
+        if needs.event_names:
+            wanted = [EVENTS.c.customer_id.in_(chunk), EVENTS.c.at >= since]
+            if needs.event_names != _ANY_EVENT:
+                wanted.append(EVENTS.c.name.in_(sorted(needs.event_names)))
+            event_rows = connection.execute(
+                select(EVENTS.c.customer_id, EVENTS.c.name, EVENTS.c.at, EVENTS.c.properties)
+                .where(and_(*wanted))
+                .order_by(EVENTS.c.customer_id, EVENTS.c.at)
             )
-            suppressed.update((channel, str(hit.address)) for hit in rows)
+            for event in event_rows:
+                events[event.customer_id].append((event.name, event.at, event.properties or {}))
     facts: dict[str, CustomerFacts] = {}
-    for customer_id in ids:
+    for customer_id in ids if needs.profiles or needs.sends else ():
         profile = profiles.get(customer_id)
         zone = _zone(profile.timezone if profile else None)
         by_day: dict[tuple[str, str], int] = defaultdict(int)
@@ -295,31 +257,9 @@ def load_facts(
             customer_id=customer_id,
             timezone=zone.key,
             attributes=dict(profile.attributes or {}) if profile else {},
-            eligible=_eligibility(
-                profile, consent.get(customer_id, {}), tokens.get(customer_id, []), suppressed
+            eligible=(
+                eligibility_from_row(profile) if profile else dict.fromkeys(CHANNELS, UNREACHABLE)
             ),
             sends_by_day=dict(by_day),
         )
     return BatchFacts(facts, consent, events, segments, now)
-
-
-def _eligibility(
-    row: Any, consent: Mapping[str, bool], tokens: Sequence[str], suppressed: set[tuple[str, str]]
-) -> dict[str, str | None]:
-    addresses: dict[str, list[str]] = {
-        "email": [row.email] if row is not None and row.email else [],
-        "sms": [row.phone] if row is not None and row.phone else [],
-        "whatsapp": [row.phone] if row is not None and row.phone else [],
-        "push": list(tokens),
-    }
-    result: dict[str, str | None] = {}
-    for channel in CHANNELS:
-        if not addresses[channel]:
-            result[channel] = "unreachable"
-        elif not consent.get(channel):
-            result[channel] = "no_consent"
-        elif all((channel, a) in suppressed for a in addresses[channel]):
-            result[channel] = "suppressed"
-        else:
-            result[channel] = None
-    return result

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, Table, and_, func, select
 
 from omni_journey.segments.json_sql import json_dialect
 from omni_journey.spec.models import SegmentSpec
-from omni_journey.store.ops import insert_ignore
+from omni_journey.store.events import append_events
 from omni_journey.store.tables import metadata
 
 __all__ = [
@@ -135,6 +135,7 @@ def fan_out_catalogue_events(
                 catalogue.c.properties,
                 views.c.customer_id,
             )
+            .order_by(catalogue.c.at, catalogue.c.event_id, views.c.customer_id)
         ).all()
         sources = connection.execute(
             select(func.count()).where(
@@ -164,6 +165,6 @@ def fan_out_catalogue_events(
             known = {str(row[0]) for row in connection.execute(existing)}
             fresh = [row for row in chunk if row["event_id"] not in known]
             if fresh:
-                connection.execute(insert_ignore(connection, events, "event_id"), fresh)
+                append_events(connection, fresh)
                 emitted += len(fresh)
     return FanOut(catalogue_events=int(sources), emitted=emitted)

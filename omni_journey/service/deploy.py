@@ -3,7 +3,7 @@
 Each enabled journey with an event trigger gets one deployment trigger on the
 ``advance`` deployment: when Prefect sees ``omni.events.ingested`` for resource
 ``omni.event.<trigger event>`` (emitted once per ingested batch and event name, see
-:mod:`omni_journey.service.prefect_events`), it starts ``advance`` with
+:mod:`omni_journey.ingest.announce`), it starts ``advance`` with
 ``{"journey": <key>}``. A journey entered on a segment gets the same on
 ``omni.segment.entered`` / ``omni.segment.<segment>``. Scheduled audiences need none:
 the every-minute ``advance`` schedule runs them.
@@ -33,7 +33,7 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from omni_journey.errors import OmniJourneyError
-from omni_journey.service.prefect_events import (
+from omni_journey.ingest.announce import (
     INGESTED_EVENT,
     SEGMENT_ENTERED_EVENT,
     resource_id,

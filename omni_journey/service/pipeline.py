@@ -23,9 +23,8 @@ from omni_journey.delivery import (
     dispatch,
     load_providers,
 )
-from omni_journey.render import RenderContext, customer_profile
-from omni_journey.render import Renderer as TemplateRenderer
-from omni_journey.service.run import JourneyRunner
+from omni_journey.render import RenderContext, TemplateRenderer, customer_profile
+from omni_journey.runner.passes import JourneyRunner
 from omni_journey.settings import Settings
 from omni_journey.spec.durations import parse_duration
 from omni_journey.spec.models import FrequencyCap

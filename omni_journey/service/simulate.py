@@ -4,6 +4,11 @@ A throw-away SQLite store receives the customers, then the events in time order;
 each moment something can happen (an event arrives, a wait comes due) the same
 :class:`JourneyRunner` that production uses runs a pass with ``now`` set to that moment.
 Nothing is sent: sends stay in the simulated outbox and are reported.
+
+The replay is deterministic: the same files, journey and code give the same JSON on
+any machine and day, whatever ``PYTHONHASHSEED``. Time is only ever the simulated
+``now`` (the start comes from the events or ``--start``, never from the clock), and the
+report reads the store in a fixed order.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, select
 
-from omni_journey.service.ingest import import_file, ingest_events
-from omni_journey.service.readers import read_records
-from omni_journey.service.run import JourneyRunner
+from omni_journey.errors import ConfigError
+from omni_journey.ingest.intake import import_file, ingest_events
+from omni_journey.ingest.readers import read_records
+from omni_journey.runner.passes import JourneyRunner
 from omni_journey.settings import Settings
 from omni_journey.spec.models import FrequencyCap, JourneySpec, SegmentSpec
 from omni_journey.store import open_store
@@ -95,10 +101,7 @@ def _simulate(
 ) -> dict[str, Any]:
     events = [r for r in read_records(events_file) if _parse_at(r.get("at")) is not None]
     events.sort(key=_event_time)
-    first = _parse_at(events[0]["at"]) if events else None
-    begin = start or (
-        first.replace(hour=0, minute=0, second=0, microsecond=0) if first else datetime.now(UTC)
-    )
+    begin = start or _first_day(events)
     end = begin + timedelta(days=days)
     import_file(engine, customers_file, "customers", settings=settings, now=begin)
     runner = JourneyRunner(
@@ -125,6 +128,20 @@ def _simulate(
             break
         now = following
     return _report(engine, journey, begin, end)
+
+
+def _first_day(events: Sequence[dict[str, Any]]) -> datetime:
+    """Midnight of the first event's day (in that event's offset): the default start.
+
+    Never the clock: the same files must give the same replay on any day they are
+    simulated, so without events the start has to be given."""
+    if not events:
+        raise ConfigError(
+            "--start",
+            "no events with a valid time to take the start of the replay from",
+            "pass --start (ISO 8601)",
+        )
+    return _event_time(events[0]).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _next_event(events: Sequence[dict[str, Any]], index: int) -> datetime | None:

@@ -48,6 +48,8 @@ EVENT_PATTERN = r"^[A-Za-z][A-Za-z0-9_.:-]*$"
 Key = Annotated[str, Field(pattern=KEY_PATTERN, max_length=64)]
 EventName = Annotated[str, Field(pattern=EVENT_PATTERN, max_length=128)]
 
+ORDER_COMPLETED = "order.completed"  # what RFM, purchase cycles and goals count as an order
+
 # The event names of the contract: what shops send and what omni-journey emits itself.
 # A journey may also use a name some journey is triggered by, or one listed in the
 # project's events.yaml.

@@ -13,25 +13,24 @@ raise :class:`~omni_journey.errors.SpecError` carrying the diagnostics.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from omni_journey.errors import SpecError
-from omni_journey.spec.checks import (
-    check_journey,
-    check_journey_references,
-    check_key,
-    check_segment_cycles,
-    check_segment_references,
-    known_events,
-)
-from omni_journey.spec.conditions import EVENT_PATTERN, KEY_PATTERN
 from omni_journey.spec.diagnostics import Diagnostic, did_you_mean, one_of
-from omni_journey.spec.loader import Document, load_yaml, parse_yaml
+from omni_journey.spec.layout import (
+    EVENTS_FILE,
+    JOURNEYS_DIR,
+    SEGMENTS_DIR,
+    TEMPLATES_DIR,
+    message_keys,
+    root_of,
+    yaml_files,
+)
+from omni_journey.spec.loader import parse_yaml
 from omni_journey.spec.models import JourneySpec, SegmentSpec
-from omni_journey.spec.validation import validate_document
+from omni_journey.spec.project_reader import ProjectReader, validate_spec
 
 __all__ = [
     "EVENTS_FILE",
@@ -48,12 +47,6 @@ __all__ = [
     "parse_segment",
     "validate_paths",
 ]
-
-JOURNEYS_DIR = "journeys"
-SEGMENTS_DIR = "segments"
-TEMPLATES_DIR = "templates"
-EVENTS_FILE = "events.yaml"
-_YAML_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(frozen=True)
@@ -127,193 +120,26 @@ class Validation:
         return not any(d.is_error for d in self.diagnostics)
 
 
-# --- one file ---------------------------------------------------------------------
-
-
-@dataclass
-class _File:
-    file: Path
-    shown: str
-    kind: str  # journey | segment | events
-    doc: Document | None = None
-    spec: JourneySpec | SegmentSpec | None = None
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-
-
-def _validate(
-    doc: Document, kind: str, stem: str | None, found: list[Diagnostic]
-) -> JourneySpec | SegmentSpec | None:
-    """The spec in ``doc`` with its own checks (``stem``: the file name to match the key);
-    every problem is added to ``found``."""
-    if kind == "journey":
-        journey, more = validate_document(doc, JourneySpec, "journey", already=found)
-        found += more
-        if journey is not None:
-            found += check_journey(journey, doc, stem)
-        return journey
-    segment, more = validate_document(doc, SegmentSpec, "segment", already=found)
-    found += more
-    if segment is not None:
-        found += check_key(segment, doc, stem)
-    return segment
-
-
-def _kind_by_content(doc: Document | None) -> str:
-    data = doc.data if doc is not None else None
-    if isinstance(data, dict) and "match" in data and "steps" not in data:
-        return "segment"
-    return "journey"
-
-
-def _events_file(record: _File) -> frozenset[str]:
-    doc = record.doc
-    if doc is None or doc.data is None:
-        return frozenset()
-    if not isinstance(doc.data, list):
-        record.diagnostics.append(
-            doc.at(
-                (),
-                "invalid-value",
-                "events.yaml must be a list of event names",
-                expected="- cart.abandoned (one custom event name a line)",
-                hint="write each event name on its own line, starting with - ",
-            )
-        )
-        return frozenset()
-    names: set[str] = set()
-    for i, name in enumerate(doc.data):
-        if isinstance(name, str) and re.fullmatch(EVENT_PATTERN, name):
-            names.add(name)
-            continue
-        record.diagnostics.append(
-            doc.at(
-                (i,),
-                "invalid-value",
-                "events.yaml has an invalid event name",
-                expected="an event name like order.completed (letters, digits, . _ : -)",
-                hint="write the name as your shop sends it, like wishlist.shared",
-            )
-        )
-    return frozenset(names)
-
-
-# --- a whole project --------------------------------------------------------------
-
-
-def message_keys(templates: Path) -> set[str]:
-    """The messages a project has: folders under ``templates/`` named like a key
-    (``_partials/`` and other helpers are not messages). Their content is checked by
-    :func:`omni_journey.render.check_templates`."""
-    if not templates.is_dir():
-        return set()
-    return {p.name for p in templates.iterdir() if p.is_dir() and re.fullmatch(KEY_PATTERN, p.name)}
-
-
-def _display(file: Path, base: Path) -> str:
-    try:
-        return file.relative_to(base).as_posix()
-    except ValueError:
-        return file.as_posix()
-
-
-def _yaml_files(folder: Path, *, recursive: bool = False) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in found if p.is_file() and p.suffix in _YAML_SUFFIXES)
-
-
-class _Loader:
-    """Loads one project root (and any extra files) and runs every check."""
-
-    def __init__(self, root: Path, base: Path, extra: Iterable[Path] = ()) -> None:
-        self.root = root
-        self.base = base
-        self.records: list[_File] = []
-        for file in _yaml_files(root / JOURNEYS_DIR):
-            self._read(file, "journey")
-        for file in _yaml_files(root / SEGMENTS_DIR):
-            self._read(file, "segment")
-        self.messages = message_keys(root / TEMPLATES_DIR)
-        self.custom_events: frozenset[str] = frozenset()
-        if (root / EVENTS_FILE).is_file():
-            self.custom_events = _events_file(self._read(root / EVENTS_FILE, "events"))
-        known = {r.file for r in self.records}
-        for file in extra:
-            if file not in known:
-                self._read(file, "")
-        self._cross_check()
-
-    def _read(self, file: Path, kind: str) -> _File:
-        shown = _display(file, self.base)
-        loaded = load_yaml(file, shown, kind or "file")
-        record = _File(file=file, shown=shown, kind=kind, doc=loaded.document)
-        record.diagnostics += loaded.diagnostics
-        if not kind:
-            record.kind = _kind_by_content(loaded.document)
-        if record.kind in ("journey", "segment") and loaded.document is not None:
-            record.spec = _validate(loaded.document, record.kind, file.stem, record.diagnostics)
-        self.records.append(record)
-        return record
-
-    def _cross_check(self) -> None:
-        segment_keys = {
-            r.file.stem for r in self.records if r.kind == "segment" and self._in_place(r)
-        }
-        journeys = [r for r in self.records if isinstance(r.spec, JourneySpec)]
-        events = known_events(
-            [r.spec for r in journeys if isinstance(r.spec, JourneySpec) and self._in_place(r)],
-            self.custom_events,
-        )
-        for record in journeys:
-            assert isinstance(record.spec, JourneySpec) and record.doc is not None
-            record.diagnostics += check_journey_references(
-                record.spec,
-                record.doc,
-                segments=segment_keys,
-                messages=self.messages,
-                events=events,
-            )
-        segments: dict[str, tuple[SegmentSpec, Document]] = {}
-        by_key: dict[str, _File] = {}
-        for record in self.records:
-            if isinstance(record.spec, SegmentSpec) and record.doc is not None:
-                record.diagnostics += check_segment_references(
-                    record.spec, record.doc, segments=segment_keys, events=events
-                )
-                if self._in_place(record):
-                    segments[record.file.stem] = (record.spec, record.doc)
-                    by_key[record.file.stem] = record
-        for diagnostic in check_segment_cycles(segments):
-            owner = next(r for r in by_key.values() if r.shown == diagnostic.path)
-            owner.diagnostics.append(diagnostic)
-
-    def _in_place(self, record: _File) -> bool:
-        """Is this a journey in journeys/ or a segment in segments/ of this project?"""
-        folder = {"journey": JOURNEYS_DIR, "segment": SEGMENTS_DIR}.get(record.kind)
-        return folder is not None and record.file.parent == self.root / folder
-
-    def project(self) -> Project:
-        def valid(record: _File) -> bool:
-            return self._in_place(record) and not any(d.is_error for d in record.diagnostics)
-
-        return Project(
-            root=self.root,
-            journeys={
-                r.file.stem: r.spec
-                for r in self.records
-                if isinstance(r.spec, JourneySpec) and valid(r)
-            },
-            segments={
-                r.file.stem: r.spec
-                for r in self.records
-                if isinstance(r.spec, SegmentSpec) and valid(r)
-            },
-            messages=set(self.messages),
-            diagnostics=sorted(d for r in self.records for d in r.diagnostics),
-            custom_events=self.custom_events,
-            files=tuple(r.shown for r in self.records),
-        )
+def _project(reader: ProjectReader) -> Project:
+    """What a reader found, as callers see it: only the valid specs, every problem."""
+    records = reader.records
+    return Project(
+        root=reader.root,
+        journeys={
+            r.file.stem: r.spec
+            for r in records
+            if isinstance(r.spec, JourneySpec) and reader.valid(r)
+        },
+        segments={
+            r.file.stem: r.spec
+            for r in records
+            if isinstance(r.spec, SegmentSpec) and reader.valid(r)
+        },
+        messages=set(reader.messages),
+        diagnostics=sorted(d for r in records for d in r.diagnostics),
+        custom_events=reader.custom_events,
+        files=tuple(r.shown for r in records),
+    )
 
 
 def load_project(root: Path | str = ".", *, display_base: Path | str | None = None) -> Project:
@@ -322,23 +148,10 @@ def load_project(root: Path | str = ".", *, display_base: Path | str | None = No
     ``root``)."""
     resolved = Path(root).resolve()
     base = Path(display_base).resolve() if display_base is not None else resolved
-    return _Loader(resolved, base).project()
+    return _project(ProjectReader(resolved, base))
 
 
 # --- some paths -------------------------------------------------------------------
-
-
-def _root_of(path: Path) -> Path:
-    if path.is_dir():
-        if path.name in (JOURNEYS_DIR, SEGMENTS_DIR, TEMPLATES_DIR):
-            return path.parent
-        return path
-    if path.parent.name in (JOURNEYS_DIR, SEGMENTS_DIR):
-        return path.parent.parent
-    for parent in path.parents:
-        if parent.name == TEMPLATES_DIR:
-            return parent.parent
-    return path.parent
 
 
 def check_paths(
@@ -358,7 +171,7 @@ def check_paths(
             raise FileNotFoundError(f"no such file or folder: {path}")
     groups: dict[Path, list[Path]] = {}
     for path in wanted:
-        project_root = Path(root).resolve() if root is not None else _root_of(path)
+        project_root = Path(root).resolve() if root is not None else root_of(path)
         groups.setdefault(project_root, []).append(path)
     diagnostics: list[Diagnostic] = []
     files = 0
@@ -370,10 +183,10 @@ def check_paths(
             f
             for m in members
             if m != project_root
-            for f in ([m] if m.is_file() else _yaml_files(m, recursive=True))
+            for f in ([m] if m.is_file() else yaml_files(m, recursive=True))
             if templates not in f.parents
         ]
-        loader = _Loader(project_root, base, extra)
+        loader = ProjectReader(project_root, base, extra)
         for record in loader.records:
             if any(record.file == m or m in record.file.parents for m in members):
                 files += 1
@@ -392,8 +205,8 @@ def load_journey(path: Path | str, *, root: Path | str | None = None) -> Journey
     """The valid journey in the file ``path``, checked against its project; or
     :class:`SpecError` with every problem."""
     file = Path(path).resolve()
-    project_root = Path(root).resolve() if root is not None else _root_of(file)
-    loader = _Loader(project_root, Path.cwd().resolve(), [file])
+    project_root = Path(root).resolve() if root is not None else root_of(file)
+    loader = ProjectReader(project_root, Path.cwd().resolve(), [file])
     record = next(r for r in loader.records if r.file == file)
     errors = [d for d in record.diagnostics if d.is_error]
     if errors or not isinstance(record.spec, JourneySpec):
@@ -406,7 +219,7 @@ def _parse(text: str, path: str, kind: str) -> JourneySpec | SegmentSpec:
     found = list(loaded.diagnostics)
     spec = None
     if loaded.document is not None:
-        spec = _validate(loaded.document, kind, None, found)
+        spec = validate_spec(loaded.document, kind, None, found)
     errors = sorted(d for d in found if d.is_error)
     if errors or spec is None:
         raise SpecError(list(errors))

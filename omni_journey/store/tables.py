@@ -229,13 +229,16 @@ class JourneyCursor(SQLModel, table=True):
 
 
 class JourneyLog(SQLModel, table=True):
-    """What happened in journeys, one row per fact: entered, step, sent, skipped,
-    deferred, exited, completed, converted. Funnels, simulate and reports read it."""
+    """The decision record (writer: runner.writes), one row per decision: entered,
+    step, sent, skipped (at step ``(entry)``: refused), deferred, exited, converted,
+    with its ``reason`` and, in ``detail``, the inputs that decided it. Funnels,
+    simulate, reports and one customer's history read it."""
 
     __tablename__ = "journey_log"
     __table_args__ = (
         Index("ix_journey_log_journey_kind_at", "journey_key", "kind", "at"),
         Index("ix_journey_log_enrollment", "enrollment_id"),
+        Index("ix_journey_log_customer_journey_at", "customer_id", "journey_key", "at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -249,6 +252,7 @@ class JourneyLog(SQLModel, table=True):
     holdout: bool = False
     event_id: str | None = Field(default=None, max_length=255)
     message_id: int | None = None
+    detail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONDict, nullable=True))
     at: datetime = _ts()
 
 

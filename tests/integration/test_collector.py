@@ -27,7 +27,7 @@ import uvicorn
 from segment.analytics import request as segment_request
 from sqlalchemy import Engine, func, select, text
 
-from omni_journey.service.collector import create_app
+from omni_journey.collector.app import create_app
 from omni_journey.settings import Settings
 from omni_journey.store import create_store_engine
 from omni_journey.store.tables import Customer, Event, Identity

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, Table, delete, select
 
-from omni_journey.service import event_rows, ingest
-from omni_journey.service.ingest import ImportFileError, import_file, ingest_profiles
+from omni_journey.ingest import files, import_chunks
+from omni_journey.ingest.intake import ImportFileError, import_file, ingest_profiles
 from omni_journey.settings import Settings
 from omni_journey.store.tables import metadata
 
@@ -153,6 +153,59 @@ def test_the_reader_process_stores_exactly_what_reading_inline_stores(
     assert len(seen) >= 4  # a chunk at a time, not the file at once
 
 
+def _mixed_profiles(count: int) -> str:
+    """Profiles that merge, share addresses and tokens, with bad lines mixed in."""
+    lines: list[str] = []
+    for i in range(count):
+        profile: dict[str, Any] = {"customer_id": f"c-{i % 70}", "email": f"P{i % 90}@Example.com"}
+        match i % 7:
+            case 0:
+                profile["consent"] = {"email": i % 2 == 0, "sms": True}
+                profile["at"] = f"2026-04-{1 + i % 28:02d}T10:00:00Z"
+            case 1:
+                profile["phone"] = "not a number"
+            case 2:
+                lines.append("{not json")
+                continue
+            case 3:
+                profile = {"anonymous_id": f"anon-{i % 11}", "push_tokens": [f"t-{i % 13}"]}
+            case _:
+                profile["attributes"] = {"n": i}
+        lines.append(json.dumps(profile))
+    return "\n".join(lines) + "\n"
+
+
+def test_profiles_checked_in_the_reader_process_store_what_reading_inline_stores(
+    store: Engine, tmp_path: Path
+) -> None:
+    source = tmp_path / "customers.jsonl"
+    source.write_text(_mixed_profiles(700))
+    seen: list[int] = []
+    results, stored, rejected = [], [], []
+    for reader in ("process", "inline"):
+        with store.begin() as connection:
+            for table in (events, identities, customers, metadata.tables["consents"]):
+                connection.execute(delete(table))
+        settings = _settings(tmp_path / reader, reader, batch_size=50)
+        result = import_file(
+            store, source, "customers", settings=settings, now=NOW, progress=seen.append
+        )
+        results.append((result.accepted, result.duplicates, result.rejected))
+        with store.connect() as connection:
+            stored.append(
+                {
+                    table.name: sorted(map(repr, connection.execute(select(table))))
+                    for table in (customers, identities, metadata.tables["consents"])
+                }
+            )
+        rejected.append(_rejects(result.rejects_path))
+
+    assert results[0] == results[1] and results[0][2] == 200
+    assert stored[0] == stored[1]
+    assert rejected[0] == rejected[1]
+    assert len(seen) == 2 * 14 and seen[13] == source.stat().st_size  # a batch at a time
+
+
 @pytest.mark.parametrize(
     ("name", "content", "problem"),
     [
@@ -201,7 +254,7 @@ def reader_processes(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[b
         started.append(process)
         return process
 
-    monkeypatch.setattr(event_rows.subprocess, "Popen", remembered)
+    monkeypatch.setattr(import_chunks.subprocess, "Popen", remembered)
     return started
 
 
@@ -259,7 +312,7 @@ def test_an_import_that_fails_stops_its_reader_process(
     source = tmp_path / "events.jsonl"
     _write_events(source, 20_000)
     settings = _settings(tmp_path, "process", batch_size=500, import_batch_size=4_000)
-    store_events = ingest._store_events
+    store_events = files.store_events
     calls: list[int] = []
 
     def fail_on_the_second(*args: Any) -> tuple[int, int]:
@@ -268,7 +321,7 @@ def test_an_import_that_fails_stops_its_reader_process(
             raise RuntimeError("disk full")
         return store_events(*args)
 
-    monkeypatch.setattr(ingest, "_store_events", fail_on_the_second)
+    monkeypatch.setattr(files, "store_events", fail_on_the_second)
     with pytest.raises(RuntimeError, match="disk full"):
         import_file(sqlite_store, source, "events", settings=settings, now=NOW)
     (reader,) = reader_processes
@@ -323,12 +376,12 @@ def test_a_merge_by_another_connection_between_chunks_reaches_the_later_chunks(
 def test_auto_reads_big_files_in_a_process_and_small_ones_inline(tmp_path: Path) -> None:
     big, small = tmp_path / "big.jsonl", tmp_path / "small.jsonl"
     with big.open("wb") as handle:
-        handle.truncate(event_rows.AUTO_PROCESS_MIN_BYTES)
+        handle.truncate(import_chunks.AUTO_PROCESS_MIN_BYTES)
     small.write_text("{}\n")
 
-    def inline(path: Path, reader: event_rows.ImportReader) -> bool:
-        job = event_rows._Job(path, "jsonl", 10, 10, 10, "DE", True)
-        return event_rows._in_process(job, reader)
+    def inline(path: Path, reader: import_chunks.ImportReader) -> bool:
+        job = import_chunks._Job(path, "jsonl", 10, 10, 10, "DE", True)
+        return import_chunks._in_process(job, reader)
 
     several_cores = (os.cpu_count() or 1) >= 2
     assert inline(big, "auto") is not several_cores
@@ -339,7 +392,7 @@ def test_auto_reads_big_files_in_a_process_and_small_ones_inline(tmp_path: Path)
 def test_the_reader_process_loads_no_store_code() -> None:
     """What keeps its start-up at ~0.1 s: checking events needs no SQLAlchemy."""
     code = (
-        "import sys, omni_journey.service.event_rows; "
+        "import sys, omni_journey.ingest.import_chunks, omni_journey.ingest.profile_rows; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'sqlmodel')))"
     )
     out = subprocess.run(
@@ -352,8 +405,8 @@ def test_the_reader_imports_the_same_package_from_a_source_checkout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
-    root = Path(event_rows.__file__).resolve().parents[2]
+    root = Path(import_chunks.__file__).resolve().parents[2]
     assert root.name not in ("site-packages", "dist-packages")  # the suite runs from one
-    assert event_rows._child_environment()["PYTHONPATH"] == os.pathsep.join(
+    assert import_chunks._child_environment()["PYTHONPATH"] == os.pathsep.join(
         [str(root), "/elsewhere"]
     )

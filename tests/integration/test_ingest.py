@@ -18,8 +18,8 @@ import omni_journey
 from omni_journey import api
 from omni_journey.errors import IngestError
 from omni_journey.identity import derive_customer_id
-from omni_journey.service import event_rows, ingest
-from omni_journey.service.ingest import (
+from omni_journey.ingest import files, import_chunks
+from omni_journey.ingest.intake import (
     ImportFileError,
     Reject,
     import_file,
@@ -727,7 +727,7 @@ def test_a_file_import_commits_per_import_batch_and_a_rerun_completes_it(
     source = tmp_path / "events.jsonl"
     _write_events(source, 10)
     chunked = settings.model_copy(update={"batch_size": 2, "import_batch_size": 4})
-    store_events = ingest._store_events
+    store_events = files.store_events
     calls: list[int] = []
 
     def crash_on_the_third(
@@ -738,13 +738,13 @@ def test_a_file_import_commits_per_import_batch_and_a_rerun_completes_it(
             raise RuntimeError("power cut")
         return store_events(connection, checked, now, known)
 
-    monkeypatch.setattr(ingest, "_store_events", crash_on_the_third)
+    monkeypatch.setattr(files, "store_events", crash_on_the_third)
     with pytest.raises(RuntimeError, match="power cut"):
         import_file(store, source, "events", settings=chunked, now=NOW)
     assert calls == [4, 4, 2]
     assert _count(store, events) == 8  # two chunks, each its own committed transaction
 
-    monkeypatch.setattr(ingest, "_store_events", store_events)
+    monkeypatch.setattr(files, "store_events", store_events)
     seen: list[int] = []
     again = import_file(store, source, "events", settings=chunked, now=NOW, progress=seen.append)
     assert (again.accepted, again.duplicates, again.rejected) == (2, 8, 0)
@@ -789,7 +789,7 @@ def test_an_error_while_reading_keeps_the_committed_chunks_and_is_raised(
 ) -> None:
     source = tmp_path / "events.jsonl"
     _write_events(source, 10)
-    check_events = event_rows.check_events
+    check_events = import_chunks.check_events
     batches: list[int] = []
 
     def fail_on_the_third(records: Any, region: str, sqlite: bool) -> Any:
@@ -798,7 +798,7 @@ def test_an_error_while_reading_keeps_the_committed_chunks_and_is_raised(
             raise RuntimeError("disk gone")
         return check_events(records, region, sqlite)
 
-    monkeypatch.setattr(event_rows, "check_events", fail_on_the_third)
+    monkeypatch.setattr(import_chunks, "check_events", fail_on_the_third)
     chunked = settings.model_copy(update={"batch_size": 2, "import_batch_size": 4})
     with pytest.raises(RuntimeError, match="disk gone"):
         import_file(store, source, "events", settings=chunked, now=NOW)

@@ -220,4 +220,4 @@ def test_identity_sits_below_service_and_cli() -> None:
         for m in imported
         if m.startswith("omni_journey") and not m.startswith("omni_journey.identity")
     }
-    assert ours <= {"omni_journey.errors", "omni_journey.store.tables"}
+    assert ours <= {"omni_journey.errors", "omni_journey.store.tables", "omni_journey.store.driver"}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from omni_journey.service.readers import (
+from omni_journey.ingest.readers import (
     Batch,
     ImportFileError,
     detect_format,

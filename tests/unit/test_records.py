@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from omni_journey.service.records import _json_safe, context_json
+from omni_journey.runner.records import _json_safe, context_json
 
 MOMENTS = st.datetimes(
     min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from omni_journey.errors import IngestError
-from omni_journey.service.segment_spec import (
+from omni_journey.collector.segment_protocol import (
     SEGMENT_EVENT_NAMES,
     MappedRecord,
     event_name,
     map_batch,
     map_message,
 )
+from omni_journey.errors import IngestError
 
 RECEIVED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import Engine
 
 from omni_journey.engine import holdout_bucket
+from omni_journey.runner.passes import JourneyRunner
 from omni_journey.service.pipeline import dispatch_due
-from omni_journey.service.run import JourneyRunner
 from omni_journey.settings import Settings
 from omni_journey.store.core import SUPPRESSIONS
 from tests.integration.engine.conftest import T0, Shop, event, journey, profile

@@ -22,7 +22,7 @@ from omni_journey.analytics import (
 )
 from omni_journey.analytics import policy as policy_module
 from omni_journey.analytics.lift import judge
-from omni_journey.service.run import JourneyRunner
+from omni_journey.runner.passes import JourneyRunner
 from tests.integration.analytics.conftest import END, JOURNEY, KEY, History, settings_for
 from tests.integration.engine.conftest import T0, Shop, event, profile
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from omni_journey.channels.features import CHANNELS, load_history
-from omni_journey.service.ingest import ingest_events, ingest_profiles
+from omni_journey.ingest.intake import ingest_events, ingest_profiles
 from omni_journey.settings import Settings
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)  # as_of; Berlin is UTC+2 (summer time)

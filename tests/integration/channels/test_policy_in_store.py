@@ -13,8 +13,8 @@ from sqlalchemy import Engine, update
 from omni_journey.channels.artefacts import CHANNEL_MODELS, register_model, save_model
 from omni_journey.channels.learned import LearnedPolicy
 from omni_journey.engine.types import SendMessage
-from omni_journey.service.ingest import ingest_events, ingest_profiles
-from omni_journey.service.run import JourneyRunner
+from omni_journey.ingest.intake import ingest_events, ingest_profiles
+from omni_journey.runner.passes import JourneyRunner
 from omni_journey.settings import Settings
 from omni_journey.spec.models import JourneySpec, QuietHours
 from omni_journey.store.core import JOURNEY_LOG, MESSAGES
@@ -189,3 +189,21 @@ def test_send_at_best_and_fixed_channels_in_one_batch(store: Engine, settings: S
     assert timed.send_after.astimezone(UTC).hour == 18
     assert (timed.channel, timed.reason) == ("email", "fixed channel")
     assert now.send_after is None
+
+
+def test_the_decisions_are_made_from_what_was_loaded_without_the_store(
+    store: Engine, settings: Settings
+) -> None:
+    """``load`` is the policy's only I/O: after it, the store can be gone and
+    ``decide_many`` still decides exactly what ``choose_many`` decides."""
+    _profiles(store, settings)
+    _activate(store, settings.home)
+    policy = LearnedPolicy(models_dir=settings.home / "models", costs=COSTS, epsilon=0.5)
+    sends = [_send("cold", ("email", "sms", "push")), _send("only-email", ("email",))]
+    with store.connect() as connection:
+        together = policy.choose_many(connection, sends, T0)
+        loaded = policy.load(connection, sends, T0)
+    store.dispose()
+    apart = policy.decide_many(loaded, sends, T0)
+    assert [d.as_log() for d in apart] == [d.as_log() for d in together]
+    assert apart[0].model_version == "cm-test"

@@ -26,7 +26,7 @@ from omni_journey.delivery.ratelimit import TokenBucket
 from omni_journey.delivery.sms import SnsSmsProvider
 from omni_journey.errors import TransientDeliveryError
 from omni_journey.links import LinkClaims, LinkSigner
-from omni_journey.render import RenderContext, Renderer, customer_profile
+from omni_journey.render import RenderContext, TemplateRenderer, customer_profile
 from omni_journey.settings import Settings
 from omni_journey.store.tables import Event, Identity, Suppression
 from tests.support.outbox import (
@@ -413,7 +413,7 @@ def test_a_render_error_fails_that_message_once_with_its_code(
     add_message(store, "k-1", "c-1", "email")
     add_message(store, "k-2", "c-2", "email")
     provider = RecordingProvider()
-    real = Renderer.from_settings(templates, settings)
+    real = TemplateRenderer.from_settings(templates, settings)
 
     def renderer(message: Any, customer: Any) -> Any:
         profile = customer_profile(customer.id, customer.attributes)

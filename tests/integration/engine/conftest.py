@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from omni_journey.service.ingest import ingest_events, ingest_profiles
+from omni_journey.ingest.intake import ingest_events, ingest_profiles
 from omni_journey.settings import Settings
 from omni_journey.spec.models import JourneySpec
 from omni_journey.store.core import JOURNEY_LOG, MESSAGES

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-from omni_journey.service.run import JourneyRunner
+from omni_journey.runner.passes import JourneyRunner
 from omni_journey.spec.models import SegmentSpec
 from tests.integration.engine.conftest import T0, Shop, event, journey, profile
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from omni_journey.engine import split_bucket
-from omni_journey.service.run import JourneyRunner
+from omni_journey.runner.passes import JourneyRunner
 from omni_journey.spec.models import SegmentSpec
 from omni_journey.store.core import CUSTOMERS, ENROLLMENTS
 from tests.integration.engine.conftest import T0, Shop, event, journey, profile

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from omni_journey.errors import SpecError
-from omni_journey.service.run import JourneyRunner
-from omni_journey.service.versions import in_flight_problems
+from omni_journey.runner.passes import JourneyRunner
+from omni_journey.runner.versions import in_flight_problems
 from omni_journey.settings import Settings
 from omni_journey.spec.diagnostics import Diagnostic
 from omni_journey.spec.models import JourneySpec

@@ -26,7 +26,7 @@ from uuid import UUID
 import pytest
 from sqlalchemy import Engine
 
-from omni_journey.service.ingest import ingest_events, ingest_profiles
+from omni_journey.ingest.intake import ingest_events, ingest_profiles
 from omni_journey.settings import Settings
 from omni_journey.store import open_store
 

@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, and_, select
 
-from omni_journey.service.ingest import ingest_events, ingest_profiles
-from omni_journey.service.prefect_events import emit_ingested, flush
+from omni_journey.ingest.announce import emit_ingested, flush
+from omni_journey.ingest.intake import ingest_events, ingest_profiles
 from omni_journey.settings import Settings
 from omni_journey.store import open_store
 from omni_journey.store.core import ENROLLMENTS, MESSAGES

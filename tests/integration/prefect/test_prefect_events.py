@@ -1,4 +1,4 @@
-"""omni_journey.service.prefect_events without a Prefect server: counting what a batch
+"""omni_journey.ingest.announce without a Prefect server: counting what a batch
 stored, coalescing the collector's batches, doing nothing when no API is configured."""
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from omni_journey.service.ingest import ingest_events
-from omni_journey.service.prefect_events import (
+from omni_journey.ingest.announce import (
     IngestedBuffer,
     ingested_counts,
     last_event_seq,
     resource_id,
     segment_resource_id,
 )
+from omni_journey.ingest.intake import ingest_events
 from omni_journey.settings import Settings
 from tests.integration.prefect.conftest import ROOT, T0
 
@@ -83,7 +83,7 @@ def test_without_a_prefect_api_emitting_is_a_quick_no_op(tmp_path: Path) -> None
     home.mkdir()
     script = (
         "import sys, time\n"
-        "from omni_journey.service import prefect_events as pe\n"
+        "from omni_journey.ingest import announce as pe\n"
         "started = time.monotonic()\n"
         "assert pe.api_configured() is False\n"
         "assert pe.emit_ingested({'product.viewed': 3}) == 0\n"
@@ -116,7 +116,7 @@ def test_the_package_never_imports_prefect_at_import_time() -> None:
     script = (
         "import sys\n"
         "import omni_journey, omni_journey.cli, omni_journey.service.deploy\n"
-        "import omni_journey.service.prefect_events, omni_journey.service.pipeline\n"
+        "import omni_journey.ingest.announce, omni_journey.service.pipeline\n"
         "from omni_journey.cli import _register\n"
         "_register()\n"
         "loaded = sorted(m for m in sys.modules if m == 'prefect' or m.startswith('prefect.'))\n"

@@ -16,7 +16,7 @@ from uuid import UUID
 import pytest
 from sqlalchemy import func, select
 
-from omni_journey.service.prefect_events import INGESTED_EVENT, emit_ingested, flush
+from omni_journey.ingest.announce import INGESTED_EVENT, emit_ingested, flush
 from omni_journey.store.core import ENROLLMENTS, MESSAGES
 from tests.integration.prefect.conftest import (
     CART,

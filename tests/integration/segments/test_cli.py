@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, insert
 
-from omni_journey.segments.synthetic import generate_orders
+from omni_journey.lab.synthetic_orders import generate_orders
 from omni_journey.store.tables import metadata
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, insert, select
 
-from omni_journey.segments.purchase_cycles import (
+from omni_journey.cycles.daily import (
     PURCHASE_CYCLE_DUE,
     load_category_purchases,
     purchase_cycle_event_id,
     run_purchase_cycles,
 )
-from omni_journey.segments.synthetic import Order, generate_orders, order_events
+from omni_journey.lab.synthetic_orders import Order, generate_orders, order_events
 from omni_journey.store.tables import metadata
 
 START = datetime(2025, 1, 1, tzinfo=UTC)

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from omni_journey.channels.simulator import START, SentMessage, Shop, sent_events
+from omni_journey.lab.shop import START, SentMessage, Shop, sent_events
 
 
 def _small() -> Shop:

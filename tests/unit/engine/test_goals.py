@@ -104,7 +104,9 @@ def test_exit_when_ends_the_enrollment_wherever_it_is() -> None:
     assert state2.state == ACTIVE and effects == []
     unsub = event("unsubscribed", "c1", T0 + 2 * H)
     state2, effects = step(j, state, T0 + 3 * H, unsub)
-    assert of(effects, ExitJourney) == [ExitJourney(1, "c1", "exit_when:unsubscribed", unsub.at)]
+    assert of(effects, ExitJourney) == [
+        ExitJourney(1, "c1", "exit_when:unsubscribed", unsub.at, unsub.event_id)
+    ]
     assert (state2.state, state2.end_reason, state2.ended_at, state2.wake_at) == (
         EXITED,
         "exit_when:unsubscribed",

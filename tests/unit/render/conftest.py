@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from omni_journey.render import Renderer
+from omni_journey.render import TemplateRenderer
 
 CART = """\
 subject: "{{ customer.first_name | default('Hi') }}, your cart is waiting"
@@ -42,6 +42,6 @@ def write_templates(tmp_path: Path) -> Write:
 
 
 @pytest.fixture
-def cart(write_templates: Write) -> Renderer:
+def cart(write_templates: Write) -> TemplateRenderer:
     """A renderer over one message, ``cart``, with nothing but its shared content."""
-    return Renderer(write_templates({"cart/message.yaml": CART}), secret_key="test-secret")
+    return TemplateRenderer(write_templates({"cart/message.yaml": CART}), secret_key="test-secret")

@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
-from omni_journey.render.html_text import html_to_text
+from pathlib import Path
+
+import pytest
+
+from omni_journey.render import (
+    RenderContext,
+    RenderedEmail,
+    RenderError,
+    TemplateRenderer,
+    customer_profile,
+    sample_context,
+    variants,
+)
+from omni_journey.render.context import SAMPLE_ATTRIBUTES, SAMPLE_EVENT
+from omni_journey.render.html_text import (
+    _read_plain_markup,
+    _TextBuilder,
+    html_text_by_html_parser,
+    html_to_text,
+)
 
 
 def test_blocks_lists_and_links() -> None:
@@ -39,3 +58,88 @@ def test_image_links_use_the_alt_text_and_other_schemes_the_text() -> None:
 def test_table_cells_go_on_their_own_lines() -> None:
     html = "<table><tr><td>a</td><td>b</td></tr><tr><td>c</td></tr></table>"
     assert html_to_text(html) == "a\nb\nc\n"
+
+
+# --- the plain-markup reader says what HTMLParser says --------------------------------
+
+TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
+MESSAGES = sorted(p.name for p in TEMPLATES.iterdir() if p.is_dir() and not p.name.startswith("_"))
+
+
+def _customers() -> list[RenderContext]:
+    """Several customers: the sample ones, and some whose values HTML must escape."""
+    odd = {"first_name": 'Zoë "Z" <b>&</b>', "tier": "gold", "points": 1200}
+    contexts = [
+        sample_context(),
+        sample_context("de-AT"),
+        sample_context(attributes=False, recommendations=False),
+    ]
+    for index, attributes in enumerate(({"first_name": "Ana"}, odd, {"first_name": "李"})):
+        base = sample_context()
+        contexts.append(
+            RenderContext(
+                customer=customer_profile(f"c-{index}", {**SAMPLE_ATTRIBUTES, **attributes}),
+                event={**SAMPLE_EVENT, "product_name": f"Serum & Co <{index}>"},
+                journey=base.journey,
+                recommendations=base.recommendations,
+            )
+        )
+    return contexts
+
+
+def _rendered_text(renderer: TemplateRenderer, key: str, context: RenderContext) -> tuple[str, str]:
+    """The email's text part, and the HTML it was read from (the variant as rendered,
+    before CSS inlining), seen by wrapping the reader: the real one still runs."""
+    read: list[str] = []
+    reader = variants.html_to_text
+
+    def watched(html: str) -> str:
+        read.append(html)
+        return reader(html)
+
+    variants.html_to_text = watched
+    try:
+        email = renderer.render(key, "email", context)
+    finally:
+        variants.html_to_text = reader
+    assert isinstance(email, RenderedEmail)
+    [html] = read
+    return email.text, html
+
+
+@pytest.mark.parametrize("key", MESSAGES)
+def test_the_text_part_of_every_shipped_email_is_what_html_parser_reads(key: str) -> None:
+    renderer = TemplateRenderer(TEMPLATES, secret_key="test")
+    compared = 0
+    for context in _customers():
+        try:
+            text, html = _rendered_text(renderer, key, context)
+        except RenderError:
+            continue  # a message that needs event data this customer lacks
+        assert text == html_text_by_html_parser(html)
+        # ... and it was read without HTMLParser (the cheap way)
+        assert _read_plain_markup(html, _TextBuilder()), key
+        compared += 1
+    assert compared >= 3
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<p>a < b</p><p>c</p>",
+        "<p>one</p><!-- a comment --><p>two</p>",
+        "<!--[if mso]><table><tr><td><![endif]--><p>Outlook</p>",
+        '<p title="a>b">x</p><a href=https://x.example/>y</a>',
+        "<title>T <b>bold</b></title><p>body</p>",
+        "<style>p { color: red }</style><style/><p>after</p>",
+        "<P CLASS=x>Upper</P><BR/><a HREF='https://x.example?a=1&amp;b=2'>link</A>",
+        "<pre>  keep\n   this  </pre><ul><li>x<li>y</ul>",
+        "<div style='display:none'>hidden <span>deep</span></div>text &amp; more &copy",
+        "<iframe><p>framed</p></iframe><noscript>ns</noscript>",
+        "<p>unclosed <a href='https://x.example'>link",
+        "<p>tail with an ampersand &amp",
+        "</p>stray end<br>next",
+    ],
+)
+def test_any_markup_reads_as_html_parser_reads_it(html: str) -> None:
+    assert html_to_text(html) == html_text_by_html_parser(html)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from omni_journey.render import InvalidLinkError, LinkClaims, LinkSigner, verify_link
-from omni_journey.render.links import MessageLinks
+from omni_journey.render.message_links import MessageLinks
 from omni_journey.settings import Settings
 
 SIGNER = LinkSigner(SecretStr("s3cret"), "https://l.example.com/t/")

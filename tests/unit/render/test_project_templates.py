@@ -13,7 +13,7 @@ from omni_journey.render import (
     RenderedEmail,
     RenderedPush,
     RenderedSms,
-    Renderer,
+    TemplateRenderer,
     check_templates,
     sample_context,
 )
@@ -22,7 +22,7 @@ from omni_journey.render.source import MessageFolder
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATES = ROOT / "templates"
 MESSAGES = sorted(p.name for p in TEMPLATES.iterdir() if p.is_dir() and not p.name.startswith("_"))
-RENDERER = Renderer(TEMPLATES, secret_key="test")
+RENDERER = TemplateRenderer(TEMPLATES, secret_key="test")
 
 
 def test_there_are_messages_and_the_journeys_use_only_them() -> None:

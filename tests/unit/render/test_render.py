@@ -16,10 +16,10 @@ from omni_journey.render import (
     RenderedPush,
     RenderedSms,
     RenderedWhatsApp,
-    Renderer,
     RenderError,
     RenderOptions,
     SmsEncoding,
+    TemplateRenderer,
     customer_profile,
     render_message,
     sample_context,
@@ -38,13 +38,13 @@ def _context(**attributes: object) -> RenderContext:
     )
 
 
-def _email(renderer: Renderer, context: RenderContext, key: str = "cart") -> RenderedEmail:
+def _email(renderer: TemplateRenderer, context: RenderContext, key: str = "cart") -> RenderedEmail:
     rendered = renderer.render(key, "email", context)
     assert isinstance(rendered, RenderedEmail)
     return rendered
 
 
-def test_every_channel_renders_from_the_shared_content_alone(cart: Renderer) -> None:
+def test_every_channel_renders_from_the_shared_content_alone(cart: TemplateRenderer) -> None:
     context = _context(first_name="Ana")
     email = _email(cart, context)
     assert email.subject == "Ana, your cart is waiting"
@@ -66,7 +66,7 @@ def test_every_channel_renders_from_the_shared_content_alone(cart: Renderer) -> 
     assert whatsapp.template is None
 
 
-def test_customer_data_is_escaped_in_html_only(cart: Renderer) -> None:
+def test_customer_data_is_escaped_in_html_only(cart: TemplateRenderer) -> None:
     context = _context(first_name="<script>alert(1)</script>")
     email = _email(cart, context)
     assert "<script>" not in email.html
@@ -89,14 +89,14 @@ def test_css_is_inlined_and_remote_stylesheets_are_not_fetched(write_templates: 
             ),
         }
     )
-    email = _email(Renderer(root, secret_key="k"), _context(), "m")
+    email = _email(TemplateRenderer(root, secret_key="k"), _context(), "m")
     assert '<p class="note" style="color: #123456;">Hi</p>' in email.html
     assert "p.note" not in email.html  # the rule moved into the element
     assert "@media (max-width: 600px)" in email.html  # media queries stay in the head
     assert "cdn.invalid" not in email.html
 
 
-def test_the_text_part_is_derived_from_the_html(cart: Renderer) -> None:
+def test_the_text_part_is_derived_from_the_html(cart: TemplateRenderer) -> None:
     email = _email(cart, _context(first_name="Ana"))
     assert "Serum is still in your cart\n\nHi Ana,\n\nyou left Serum in your cart." in email.text
     assert "Back to my cart <https://any.example" not in email.text  # links are tracked
@@ -112,11 +112,13 @@ def test_email_txt_replaces_the_derived_text(write_templates: Write) -> None:
     root = write_templates(
         {"cart/message.yaml": CART, "cart/email.txt": "{{ message.headline }}\n\n\n\nBye   \n"}
     )
-    email = _email(Renderer(root, secret_key="k"), _context())
+    email = _email(TemplateRenderer(root, secret_key="k"), _context())
     assert email.text == "Serum is still in your cart\n\nBye"
 
 
-def test_unsubscribe_link_is_signed_for_customer_channel_and_message(cart: Renderer) -> None:
+def test_unsubscribe_link_is_signed_for_customer_channel_and_message(
+    cart: TemplateRenderer,
+) -> None:
     email = _email(cart, _context())
     claims = SIGNER.verify(email.unsubscribe_url)
     assert (claims.kind, claims.customer_id, claims.channel, claims.message) == (
@@ -140,7 +142,7 @@ def test_an_unknown_variable_is_an_error_with_its_line(write_templates: Write) -
         }
     )
     with pytest.raises(RenderError) as caught:
-        Renderer(root, secret_key="k").render("m", "sms", _context())
+        TemplateRenderer(root, secret_key="k").render("m", "sms", _context())
     error = caught.value
     assert isinstance(error, ValueError)
     assert (error.code, error.channel, error.message_key) == ("undefined-variable", "sms", "m")
@@ -160,7 +162,7 @@ def test_a_missing_attribute_in_the_shared_content_points_at_the_yaml(
         }
     )
     with pytest.raises(RenderError) as caught:
-        Renderer(root, secret_key="k").render("m", "email", _context())
+        TemplateRenderer(root, secret_key="k").render("m", "email", _context())
     assert caught.value.code == "undefined-variable"
     assert caught.value.diagnostic.path.endswith("templates/m/message.yaml")
     assert caught.value.diagnostic.line == 5  # the line inside the block scalar
@@ -174,7 +176,7 @@ def test_the_sandbox_stops_a_hostile_template(write_templates: Write) -> None:
         }
     )
     with pytest.raises(RenderError) as caught:
-        Renderer(root, secret_key="k").render("m", "email", _context())
+        TemplateRenderer(root, secret_key="k").render("m", "email", _context())
     assert caught.value.code == "unsafe-template"
     assert caught.value.diagnostic.line == 1
 
@@ -222,7 +224,7 @@ def test_locale_falls_back_to_the_language_then_the_default(
         }
     )
     context = _context().with_locale(locale)
-    email = _email(Renderer(root, secret_key="test-secret"), context)
+    email = _email(TemplateRenderer(root, secret_key="test-secret"), context)
     assert email.subject == subject
     assert email.locale == used
     assert f">{cta}</a>" in email.html
@@ -242,7 +244,7 @@ def test_locale_variant_files_win_over_the_default_variant(write_templates: Writ
             "cart/whatsapp.de.yaml": "body: hallo\ntemplate:\n  name: cart_v1\n",
         }
     )
-    renderer = Renderer(root, secret_key="k")
+    renderer = TemplateRenderer(root, secret_key="k")
     assert renderer.render("cart", "sms", _context().with_locale("de-DE")).text == "deutsch"  # type: ignore[union-attr]
     assert renderer.render("cart", "sms", _context().with_locale("en")).text == "english"  # type: ignore[union-attr]
     whatsapp = renderer.render("cart", "whatsapp", _context().with_locale("de-DE"))
@@ -261,7 +263,9 @@ def test_whatsapp_template_and_parameters(write_templates: Write) -> None:
             ),
         }
     )
-    whatsapp = Renderer(root, secret_key="test-secret").render("cart", "whatsapp", _context())
+    whatsapp = TemplateRenderer(root, secret_key="test-secret").render(
+        "cart", "whatsapp", _context()
+    )
     assert isinstance(whatsapp, RenderedWhatsApp)
     assert (whatsapp.template, whatsapp.language, whatsapp.params[0]) == (
         "cart_reminder_v1",
@@ -283,7 +287,7 @@ def test_push_yaml_and_its_fcm_payload(write_templates: Write) -> None:
             ),
         }
     )
-    push = Renderer(root, secret_key="k").render("cart", "push", _context())
+    push = TemplateRenderer(root, secret_key="k").render("cart", "push", _context())
     assert isinstance(push, RenderedPush)
     assert json.loads(push.payload_bytes) == {
         "notification": {
@@ -311,7 +315,7 @@ def test_a_push_over_4096_bytes_is_refused(write_templates: Write) -> None:
             "m/push.yaml": "title: t\nbody: '{{ event.text }}'\n",
         }
     )
-    renderer = Renderer(root, secret_key="k")
+    renderer = TemplateRenderer(root, secret_key="k")
     customer = _context().customer
 
     def push_with(chars: int) -> RenderContext:
@@ -336,7 +340,9 @@ def test_an_sms_over_the_segment_limit_is_refused(write_templates: Write) -> Non
     base = _context()
 
     def sms(text: str, limit: int = 3) -> RenderedSms:
-        renderer = Renderer(root, secret_key="k", options=RenderOptions(sms_max_segments=limit))
+        renderer = TemplateRenderer(
+            root, secret_key="k", options=RenderOptions(sms_max_segments=limit)
+        )
         rendered = renderer.render("m", "sms", RenderContext(base.customer, {"text": text}))
         assert isinstance(rendered, RenderedSms)
         return rendered
@@ -352,10 +358,10 @@ def test_an_sms_over_the_segment_limit_is_refused(write_templates: Write) -> Non
 
 def test_a_long_subject_is_a_warning_not_an_error(write_templates: Write) -> None:
     root = write_templates({"m/message.yaml": f"subject: {'x' * 79}\nheadline: h\n"})
-    email = _email(Renderer(root, secret_key="k"), _context(), "m")
+    email = _email(TemplateRenderer(root, secret_key="k"), _context(), "m")
     assert [w.code for w in email.warnings] == ["subject-too-long"]
     assert email.warnings[0].severity == "warning"
-    relaxed = Renderer(root, secret_key="k", options=RenderOptions(subject_max_chars=100))
+    relaxed = TemplateRenderer(root, secret_key="k", options=RenderOptions(subject_max_chars=100))
     assert _email(relaxed, _context(), "m").warnings == ()
 
 
@@ -364,11 +370,11 @@ def test_an_email_without_any_text_is_refused(write_templates: Write) -> None:
         {"m/message.yaml": "subject: s\nheadline: h\n", "m/email.html": '<img src="x.png">'}
     )
     with pytest.raises(RenderError) as caught:
-        Renderer(root, secret_key="k").render("m", "email", _context())
+        TemplateRenderer(root, secret_key="k").render("m", "email", _context())
     assert caught.value.code == "email-no-text"
 
 
-def test_unknown_message_and_channel(cart: Renderer) -> None:
+def test_unknown_message_and_channel(cart: TemplateRenderer) -> None:
     with pytest.raises(RenderError) as caught:
         cart.render("crat", "email", _context())
     assert caught.value.code == "unknown-message"
@@ -381,7 +387,7 @@ def test_unknown_message_and_channel(cart: Renderer) -> None:
 def test_a_folder_without_message_yaml(write_templates: Write) -> None:
     root = write_templates({"m/sms.txt": "hi"})
     with pytest.raises(RenderError) as caught:
-        Renderer(root, secret_key="k").render("m", "sms", _context())
+        TemplateRenderer(root, secret_key="k").render("m", "sms", _context())
     assert caught.value.code == "missing-content"
 
 
@@ -396,8 +402,8 @@ def test_render_message_signs_with_the_settings_secret(write_templates: Write) -
     LinkSigner("from-settings", "https://x.example").verify(email.unsubscribe_url)
 
 
-def test_the_link_base_url_is_configurable(cart: Renderer, write_templates: Write) -> None:
-    renderer = Renderer(
+def test_the_link_base_url_is_configurable(cart: TemplateRenderer, write_templates: Write) -> None:
+    renderer = TemplateRenderer(
         Path(cart.templates_dir),
         secret_key="k",
         options=RenderOptions(link_base_url="https://go.shop.example"),

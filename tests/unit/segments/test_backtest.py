@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from omni_journey.segments.backtest import (
+from omni_journey.lab.cycles_backtest import (
     OrderFileError,
     backtest_purchase_cycles,
     load_orders,
 )
-from omni_journey.segments.synthetic import generate_orders
+from omni_journey.lab.synthetic_orders import generate_orders
 
 
 def test_the_generator_is_seeded_and_keeps_the_truth() -> None:

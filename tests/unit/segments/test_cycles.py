@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from omni_journey.segments.cycles import (
+from omni_journey.cycles.model import (
     CategoryPrior,
     CycleSettings,
     fit_priors,

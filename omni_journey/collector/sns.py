@@ -1,0 +1,140 @@
+"""SNS HTTP(S) subscriptions: SES event publishing (``/feedback/ses``) and two-way SMS
+(``/inbound/sms``).
+
+The SNS signature is the authentication (no write key), checked by
+:func:`omni_journey.delivery.feedback.handle_sns_notification`. A subscription is
+confirmed only through a ``SubscribeURL`` that is https on an SNS host, so a forged
+confirmation cannot make the collector fetch an arbitrary URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from omni_journey.collector.refusals import RequestRefused
+from omni_journey.collector.request_body import parse_object, read_body
+from omni_journey.delivery import FeedbackError
+from omni_journey.delivery.feedback import FeedbackResult, handle_sns_notification
+from omni_journey.delivery.sns_signature import SnsSignatureVerifier
+from omni_journey.errors import StoreError
+from omni_journey.settings import Settings
+
+__all__ = ["SnsSource", "confirm_sns_subscription", "handle_sns"]
+
+SnsSource = Literal["ses", "sms"]
+
+_log = logging.getLogger("omni_journey.collector.app")
+_SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
+# FeedbackError reasons -> status: a forgery or a foreign topic is 403; a certificate
+# we could not fetch is our problem (503: SNS retries); anything else is a bad body.
+_FEEDBACK_STATUS: Mapping[str, int] = {
+    "bad_signature": 403,
+    "untrusted_certificate_url": 403,
+    "topic_not_accepted": 403,
+    "certificate_unavailable": 503,
+}
+
+
+def confirm_sns_subscription(url: str) -> None:
+    """GET an SNS ``SubscribeURL`` (already checked to be https on an SNS host)."""
+    response = httpx.get(url, timeout=10.0, follow_redirects=False)
+    response.raise_for_status()
+
+
+def _is_sns_url(url: object) -> bool:
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url)
+    return parts.scheme == "https" and bool(_SNS_HOST.match(parts.hostname or ""))
+
+
+def _inbound_sms_shape(envelope: Mapping[str, Any]) -> bool:
+    """Whether a Notification carries an inbound SMS (checked before anything is stored,
+    so /inbound/sms never applies SES events; the signature is checked afterwards)."""
+    if envelope.get("Type") != "Notification":
+        return True  # subscription (un)confirmations are handled the same on both paths
+    try:
+        message = orjson.loads(str(envelope.get("Message", "")))
+    except orjson.JSONDecodeError:
+        return False
+    return (
+        isinstance(message, dict)
+        and isinstance(message.get("originationNumber"), str)
+        and isinstance(message.get("messageBody"), str)
+    )
+
+
+async def handle_sns(
+    request: Request,
+    source: SnsSource,
+    engine: Engine,
+    settings: Settings,
+    clock: Callable[[], datetime],
+    verifier: SnsSignatureVerifier,
+    confirm: Callable[[str], None],
+) -> Response:
+    """One SNS message: verified, applied, and (a subscription) confirmed."""
+    envelope = parse_object(await read_body(request, settings.max_body_bytes))
+    if source == "sms" and not _inbound_sms_shape(envelope):
+        raise RequestRefused(
+            400, "not-inbound-sms", "expected an SNS notification of an inbound SMS"
+        )
+    try:
+        result: FeedbackResult = await run_in_threadpool(
+            handle_sns_notification,
+            engine,
+            envelope,
+            now=clock(),
+            verifier=verifier,
+            accepted_topics=settings.accepted_feedback_topics,
+        )
+    except FeedbackError as error:
+        status = _FEEDBACK_STATUS.get(error.reason, 400)
+        reason = error.reason.replace("_", "-")
+        raise RequestRefused(status, reason, "the SNS message was refused") from None
+    except (SQLAlchemyError, StoreError) as error:
+        _log.error("store unavailable for sns %s: %s", source, type(error).__name__)
+        raise RequestRefused(
+            503, "store-unavailable", "the store failed; retry (replays are safe)"
+        ) from None
+    if result.kind == "subscription":
+        if not _is_sns_url(result.subscribe_url):
+            raise RequestRefused(400, "untrusted-subscribe-url", "SubscribeURL is not on SNS")
+        try:
+            await run_in_threadpool(confirm, str(result.subscribe_url))
+        except httpx.HTTPError as error:
+            _log.error("sns subscription not confirmed: %s", type(error).__name__)
+            raise RequestRefused(
+                503, "subscription-not-confirmed", "confirming the subscription failed; retry"
+            ) from None
+    _log.info(
+        "sns %s: kind=%s events=%d suppressed=%d resubscribed=%d unmatched=%d",
+        source,
+        result.kind,
+        result.events,
+        result.suppressed,
+        result.resubscribed,
+        result.unmatched,
+    )
+    return JSONResponse(
+        {
+            "success": True,
+            "kind": result.kind,
+            "events": result.events,
+            "suppressed": result.suppressed,
+            "resubscribed": result.resubscribed,
+        }
+    )

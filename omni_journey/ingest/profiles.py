@@ -1,0 +1,95 @@
+"""Customer profiles into the store: one durable transaction per batch.
+
+A profile sets contact columns, push tokens, time zone, locale, consent per channel
+(the latest statement wins) and attributes, and merges the customers it links (see
+:mod:`omni_journey.identity`). A profile that changes nothing counts as a duplicate,
+so importing a file again reports every line as a duplicate and writes nothing.
+
+The profiles of a batch that merge nobody are applied set-based
+(:mod:`omni_journey.identity.profile_batch`); the others walk the identity graph in
+input order, as a merge depends on what the profiles before it linked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from omni_journey.identity import IdentityGraph
+from omni_journey.identity.profile_batch import (
+    apply_independent,
+    batch_owners,
+    split_independent,
+)
+from omni_journey.identity.statements import Profile
+from omni_journey.ingest.profile_rows import parse_profiles
+from omni_journey.ingest.results import BatchResult
+from omni_journey.ingest.transactions import open_connection, write_transaction
+from omni_journey.settings import Settings
+
+__all__ = ["apply_profiles", "ingest_profiles", "store_profiles"]
+
+log = logging.getLogger(__name__)
+
+
+def ingest_profiles(
+    engine: Engine, records: Sequence[Mapping[str, Any]], *, now: datetime, settings: Settings
+) -> BatchResult:
+    """Apply a batch of CONTRACT.md profiles (plus ``anonymous_id`` / ``external_id``,
+    and an optional ``at`` for when the statement was made, default ``now``)."""
+    with open_connection(engine) as connection:
+        return apply_profiles(connection, records, now, settings)
+
+
+def apply_profiles(
+    connection: Connection,
+    records: Sequence[Mapping[str, Any]],
+    now: datetime,
+    settings: Settings,
+) -> BatchResult:
+    """:func:`ingest_profiles` on an open connection, in one transaction of its own."""
+    profiles, rejected = parse_profiles(records, settings.default_region, now)
+    if not profiles:
+        return BatchResult(0, 0, rejected)
+    accepted = store_profiles(connection, profiles, now)
+    return BatchResult(accepted, len(profiles) - accepted, rejected)
+
+
+def store_profiles(connection: Connection, profiles: Sequence[Profile], now: datetime) -> int:
+    """Checked profiles applied in one transaction of their own; how many changed the
+    store (the others are duplicates)."""
+    with write_transaction(connection, exclusive=True):
+        owners = batch_owners(connection, profiles)
+        independent, linked = split_independent(profiles, owners)
+        accepted = apply_independent(connection, independent, owners, now)
+        if linked:
+            accepted += _apply_through_graph(connection, linked, now)
+    return accepted
+
+
+def _apply_through_graph(connection: Connection, profiles: Sequence[Profile], now: datetime) -> int:
+    """Profiles that merge customers, move push tokens or share a customer with another
+    profile of the batch, one by one in input order; how many changed the store."""
+    accepted = 0
+    graph = IdentityGraph.load(
+        connection,
+        keys=[k for p in profiles for k in (*p.linking, *p.push)],
+        customer_ids=[c for p in profiles for c in (p.customer_id, *p.seeds) if c],
+        now=now,
+    )
+    for profile in profiles:
+        customer, changed = graph.link(profile.customer_id, profile.linking, profile.push)
+        for column, value in profile.columns.items():
+            changed |= customer.set_column(column, value)
+        changed |= customer.update_attributes(profile.attributes)
+        for channel, granted in profile.consent.items():
+            changed |= customer.state_consent(channel, granted, profile.at, "profile")
+        accepted += changed
+    graph.save(connection)
+    if graph.merges or graph.moves:
+        log.info("profiles merged %d customers, moved %d push tokens", graph.merges, graph.moves)
+    return accepted

@@ -1,0 +1,138 @@
+"""The runner's reads: enrollments and cursors for a batch, in chunks of customers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select
+
+from omni_journey.engine.types import ACTIVE, EnrollmentState, EventView
+from omni_journey.runner.records import row_to_enrollment, row_to_event
+from omni_journey.spec.models import JourneySpec
+from omni_journey.store.core import ENROLLMENTS, EVENTS, JOURNEY_CURSORS
+
+__all__ = [
+    "active_enrollments",
+    "active_versions",
+    "awaiting_goal",
+    "due_enrollments",
+    "events_after",
+    "last_entered",
+    "locked_cursor",
+]
+
+_CHUNK = 500  # customers per IN (...) list
+
+
+def locked_cursor(connection: Connection, key: str, column: str = "last_event_seq") -> Any:
+    """The journey's cursor column, locked for this transaction (PostgreSQL: FOR UPDATE;
+    SQLite holds the write lock from BEGIN); ``None`` when the journey has no cursor."""
+    return connection.execute(
+        select(JOURNEY_CURSORS.c[column])
+        .where(JOURNEY_CURSORS.c.journey_key == key)
+        .with_for_update()
+    ).scalar_one_or_none()
+
+
+def events_after(connection: Connection, seq: int, names: set[str], limit: int) -> list[EventView]:
+    rows = connection.execute(
+        select(EVENTS)
+        .where(and_(EVENTS.c.seq > seq, EVENTS.c.name.in_(sorted(names))))
+        .order_by(EVENTS.c.seq)
+        .limit(limit)
+    ).all()
+    return [row_to_event(row) for row in rows]
+
+
+def due_enrollments(
+    connection: Connection, key: str, now: datetime, limit: int
+) -> list[EnrollmentState]:
+    """Active enrollments whose wake-up is due, claimed (SKIP LOCKED on PostgreSQL)."""
+    rows = connection.execute(
+        select(ENROLLMENTS)
+        .where(
+            and_(
+                ENROLLMENTS.c.journey_key == key,
+                ENROLLMENTS.c.state == ACTIVE,
+                ENROLLMENTS.c.wake_at <= now,
+            )
+        )
+        .order_by(ENROLLMENTS.c.wake_at, ENROLLMENTS.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    return [row_to_enrollment(row) for row in rows]
+
+
+def active_versions(connection: Connection, key: str) -> set[int]:
+    return set(
+        connection.execute(
+            select(ENROLLMENTS.c.journey_version_id)
+            .where(and_(ENROLLMENTS.c.journey_key == key, ENROLLMENTS.c.state == ACTIVE))
+            .distinct()
+        ).scalars()
+    )
+
+
+def active_enrollments(
+    connection: Connection, key: str, customers: Sequence[str]
+) -> list[EnrollmentState]:
+    states: list[EnrollmentState] = []
+    for start in range(0, len(customers), _CHUNK):
+        chunk = customers[start : start + _CHUNK]
+        rows = connection.execute(
+            select(ENROLLMENTS)
+            .where(
+                and_(
+                    ENROLLMENTS.c.journey_key == key,
+                    ENROLLMENTS.c.state == ACTIVE,
+                    ENROLLMENTS.c.customer_id.in_(chunk),
+                )
+            )
+            .order_by(ENROLLMENTS.c.id)
+        ).all()
+        states.extend(row_to_enrollment(row) for row in rows)
+    return states
+
+
+def awaiting_goal(
+    connection: Connection, spec: JourneySpec, events: Sequence[EventView], now: datetime
+) -> list[EnrollmentState]:
+    """Ended enrollments whose goal window is still open, for customers with a goal
+    event in this batch: a conversion after the last step still counts."""
+    if spec.goal is None:
+        return []
+    buyers = sorted({e.customer_id for e in events if e.name == spec.goal.event})
+    states: list[EnrollmentState] = []
+    for start in range(0, len(buyers), _CHUNK):
+        rows = connection.execute(
+            select(ENROLLMENTS)
+            .where(
+                and_(
+                    ENROLLMENTS.c.journey_key == spec.key,
+                    ENROLLMENTS.c.state != ACTIVE,
+                    ENROLLMENTS.c.customer_id.in_(buyers[start : start + _CHUNK]),
+                    ENROLLMENTS.c.entered_at >= now - spec.goal.within,
+                )
+            )
+            .order_by(ENROLLMENTS.c.id)
+        ).all()
+        states.extend(
+            state for state in map(row_to_enrollment, rows) if "converted" not in state.context
+        )
+    return states
+
+
+def last_entered(connection: Connection, key: str, customers: Sequence[str]) -> dict[str, datetime]:
+    result: dict[str, datetime] = {}
+    for start in range(0, len(customers), _CHUNK):
+        chunk = customers[start : start + _CHUNK]
+        rows = connection.execute(
+            select(ENROLLMENTS.c.customer_id, func.max(ENROLLMENTS.c.entered_at))
+            .where(and_(ENROLLMENTS.c.journey_key == key, ENROLLMENTS.c.customer_id.in_(chunk)))
+            .group_by(ENROLLMENTS.c.customer_id)
+        ).all()
+        result.update({row.customer_id: row[1] for row in rows})
+    return result

@@ -1,0 +1,167 @@
+"""Journey versions: published once per distinct content, checked before, migrated after.
+
+A new version of a journey with ``versioning.on_change: migrate`` moves the customers in
+flight to it. A customer waiting at a step the new version no longer has can only move
+when ``versioning.migrate`` names where to: without a target the change is refused
+(with ``keep`` they finish on their old version, so removing the step is fine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select, update
+
+from omni_journey.engine import CompiledJourney, plan_migration
+from omni_journey.engine.types import ACTIVE
+from omni_journey.errors import SpecError
+from omni_journey.spec.diagnostics import Diagnostic
+from omni_journey.spec.models import JourneySpec
+from omni_journey.spec.project import JOURNEYS_DIR
+from omni_journey.store.core import ENROLLMENTS, JOURNEY_VERSIONS
+from omni_journey.store.ops import insert_ignore
+
+__all__ = [
+    "REMOVED_STEP_IN_USE",
+    "check_in_flight",
+    "in_flight_diagnostics",
+    "in_flight_problems",
+    "migrate_in_flight",
+    "publish_versions",
+]
+
+REMOVED_STEP_IN_USE = "removed-step-in-use"  # in spec.diagnostics.STORE_CODES
+
+
+def in_flight_problems(
+    connection: Connection, journeys: Mapping[str, JourneySpec]
+) -> list[tuple[str, str, int]]:
+    """``(journey_key, step_id, customers)`` for every removed step that active
+    enrollments (of any version) wait on, in journeys whose current spec is not yet
+    published, migrate on change, and give no valid ``versioning.migrate`` target."""
+    problems: list[tuple[str, str, int]] = []
+    for key in sorted(journeys):
+        spec = journeys[key]
+        if spec.versioning.on_change != "migrate":
+            continue
+        published = connection.execute(
+            select(JOURNEY_VERSIONS.c.id).where(
+                and_(
+                    JOURNEY_VERSIONS.c.journey_key == key,
+                    JOURNEY_VERSIONS.c.spec_hash == spec.version_hash(),
+                )
+            )
+        ).first()
+        if published is not None:
+            continue
+        steps = {step.id for step in spec.steps}
+        waiting = connection.execute(
+            select(ENROLLMENTS.c.step_id, func.count())
+            .where(
+                and_(
+                    ENROLLMENTS.c.journey_key == key,
+                    ENROLLMENTS.c.state == ACTIVE,
+                    ENROLLMENTS.c.step_id.is_not(None),
+                )
+            )
+            .group_by(ENROLLMENTS.c.step_id)
+            .order_by(ENROLLMENTS.c.step_id)
+        ).all()
+        for step_id, count in waiting:
+            if step_id in steps or spec.versioning.migrate.get(step_id) in steps:
+                continue
+            problems.append((key, str(step_id), int(count)))
+    return problems
+
+
+def in_flight_diagnostics(
+    problems: Sequence[tuple[str, str, int]], journeys_dir: str = JOURNEYS_DIR
+) -> list[Diagnostic]:
+    """One ``removed-step-in-use`` error per problem, pointing at the journey file."""
+    return [
+        Diagnostic(
+            path=f"{journeys_dir}/{key}.yaml",
+            line=1,
+            col=1,
+            code=REMOVED_STEP_IN_USE,
+            message=(
+                f"{count} customer{'s' if count != 1 else ''} wait{'s' if count == 1 else ''} "
+                f'at step "{step}", which this version of journey "{key}" removes; with '
+                "on_change: migrate they would have nowhere to go"
+            ),
+            expected=f'a versioning.migrate target for "{step}"',
+            hint=f"add versioning.migrate: {{{step}: <target step>}}",
+        )
+        for key, step, count in problems
+    ]
+
+
+def check_in_flight(connection: Connection, journeys: Mapping[str, JourneySpec]) -> None:
+    """Raise :class:`SpecError` when publishing ``journeys`` would strand customers."""
+    problems = in_flight_problems(connection, journeys)
+    if problems:
+        raise SpecError(list(in_flight_diagnostics(problems)))
+
+
+def publish_versions(
+    connection: Connection, journeys: Mapping[str, JourneySpec], now: datetime
+) -> dict[str, int]:
+    """Store each journey's definition once per distinct content; return the current ids.
+
+    Refuses (:class:`~omni_journey.errors.SpecError`, code ``removed-step-in-use``) to
+    publish a version that would strand customers (:func:`check_in_flight`).
+    """
+    check_in_flight(connection, journeys)
+    current: dict[str, int] = {}
+    table = JOURNEY_VERSIONS
+    for key, spec in journeys.items():
+        digest = spec.version_hash()
+        same = and_(table.c.journey_key == key, table.c.spec_hash == digest)
+        found: Any = connection.execute(select(table.c.id).where(same)).scalar_one_or_none()
+        if found is None:
+            latest = connection.execute(
+                select(func.max(table.c.version)).where(table.c.journey_key == key)
+            ).scalar_one_or_none()
+            connection.execute(
+                insert_ignore(connection, table),
+                {
+                    "journey_key": key,
+                    "version": (latest or 0) + 1,
+                    "spec_hash": digest,
+                    "spec": spec.canonical(),
+                    "published_at": now,
+                },
+            )
+            found = connection.execute(select(table.c.id).where(same)).scalar_one()
+        current[key] = int(found)
+    return current
+
+
+def migrate_in_flight(
+    connection: Connection,
+    spec: JourneySpec,
+    current: CompiledJourney,
+    old_versions: Mapping[int, CompiledJourney],
+    now: datetime,
+) -> None:
+    """Move the active enrollments of ``old_versions`` to ``current``, step by step as
+    :func:`~omni_journey.engine.plan_migration` maps them (a step with no target stays
+    on its version: ``validate`` refused that change)."""
+    for old_id, old in old_versions.items():
+        plan = plan_migration(old, current, spec.versioning.migrate)
+        for old_step, new_step in plan.items():
+            if new_step is None:
+                continue
+            connection.execute(
+                update(ENROLLMENTS)
+                .where(
+                    and_(
+                        ENROLLMENTS.c.journey_version_id == old_id,
+                        ENROLLMENTS.c.state == ACTIVE,
+                        ENROLLMENTS.c.step_id == old_step,
+                    )
+                )
+                .values(journey_version_id=current.version_id, step_id=new_step, updated_at=now)
+            )

@@ -1,0 +1,182 @@
+"""The runner's writes: the one writer of ``enrollments``, ``journey_log``,
+``journey_cursors`` and ``journey_versions``, and of new ``messages`` rows.
+
+Hot paths (the write-back of moved enrollments, the journey log) go through one driver
+``executemany`` binding exactly what the column types would: SQLAlchemy's per-row bind
+processing cost more than the engine itself (bench/README.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from operator import itemgetter
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, bindparam, select, update
+
+from omni_journey.engine.types import EnrollmentState, Entered, UpdateAttributes
+from omni_journey.runner.effects import LOG_COLUMNS, EmittedEvent, Rows
+from omni_journey.runner.records import context_json, enrollment_row
+from omni_journey.store.core import CUSTOMERS, ENROLLMENTS, JOURNEY_CURSORS, MESSAGES
+from omni_journey.store.driver import DriverSql
+from omni_journey.store.events import append_events
+from omni_journey.store.ops import insert_ignore
+
+__all__ = [
+    "advance_cursor",
+    "insert_enrollments",
+    "insert_log",
+    "mark_scheduled",
+    "write_back",
+    "write_rows",
+]
+
+
+def write_rows(connection: Connection, rows: Rows, now: datetime) -> None:
+    """Everything one batch of effects decided (see :func:`runner.effects.effects_to_rows`)."""
+    if rows.messages:
+        connection.execute(insert_ignore(connection, MESSAGES, "idempotency_key"), rows.messages)
+    insert_log(connection, rows.log)
+    emit_events(connection, rows.events, now)
+    update_attributes(connection, rows.updates, now)
+
+
+def insert_enrollments(
+    connection: Connection, entered: Sequence[Entered], now: datetime
+) -> list[EnrollmentState]:
+    """Store new enrollments; their states with the ids the store gave them."""
+    rows = [enrollment_row(effect.enrollment, now) for effect in entered]
+    for row in rows:
+        row.pop("id")
+    ids: Any = (
+        connection.execute(
+            ENROLLMENTS.insert().returning(ENROLLMENTS.c.id, sort_by_parameter_order=True),
+            rows,
+        )
+        .scalars()
+        .all()
+    )
+    return [
+        replace(effect.enrollment, id=new_id) for new_id, effect in zip(ids, entered, strict=True)
+    ]
+
+
+def write_back(connection: Connection, states: Sequence[EnrollmentState], now: datetime) -> None:
+    """Update the enrollments the engine moved: one driver ``executemany``."""
+    sql = DriverSql(connection)
+    stamp = sql.timestamp
+    updated = stamp(now)
+    p = sql.p
+    statement = (
+        f"UPDATE enrollments SET step_id = {p}, state = {p}, wake_at = {p}, "
+        f"updated_at = {p}, ended_at = {p}, end_reason = {p}, context = {sql.json_p} "
+        f"WHERE id = {p}"
+    )
+    rows = [
+        (
+            s.step_id,
+            s.state,
+            None if s.wake_at is None else stamp(s.wake_at),
+            updated,
+            None if s.ended_at is None else stamp(s.ended_at),
+            s.end_reason,
+            context_json(s.context),
+            s.id,
+        )
+        for s in states
+    ]
+    sql.executemany(connection, statement, rows)
+
+
+def insert_log(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Journey-log rows built by :func:`runner.effects.log_row`, through one driver
+    ``executemany``; ``detail`` as JSON text (``jsonb`` on PostgreSQL)."""
+    if not rows:
+        return
+    sql = DriverSql(connection)
+    stamp = sql.timestamp
+    fields = itemgetter(*LOG_COLUMNS[:-2])
+    values = [(*fields(row), _json(row["detail"]), stamp(row["at"])) for row in rows]
+    placeholders = [sql.p] * (len(LOG_COLUMNS) - 2) + [sql.json_p, sql.p]
+    statement = (
+        f"INSERT INTO journey_log ({', '.join(LOG_COLUMNS)}) VALUES ({', '.join(placeholders)})"
+    )
+    sql.executemany(connection, statement, values)
+
+
+def _json(value: Mapping[str, Any] | None) -> str | None:
+    if value is None:
+        return None
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+
+
+def emit_events(connection: Connection, events: Sequence[EmittedEvent], now: datetime) -> None:
+    """Record what journeys did as events (other journeys may trigger on them)."""
+    if not events:
+        return
+    append_events(
+        connection,
+        [
+            {
+                "event_id": event.event_id,
+                "name": event.name,
+                "customer_id": event.customer_id,
+                "at": event.at,
+                "received_at": now,
+                "properties": event.properties,
+            }
+            for event in events
+        ],
+    )
+
+
+def update_attributes(
+    connection: Connection, updates: Sequence[UpdateAttributes], now: datetime
+) -> None:
+    """Apply update steps to customer attributes, in order, one statement per batch."""
+    if not updates:
+        return
+    wanted = sorted({u.customer_id for u in updates})
+    current = {
+        row.id: dict(row.attributes or {})
+        for row in connection.execute(
+            select(CUSTOMERS.c.id, CUSTOMERS.c.attributes).where(CUSTOMERS.c.id.in_(wanted))
+        )
+    }
+    for change in updates:
+        attributes = current.setdefault(change.customer_id, {})
+        attributes.update(change.set)
+        for name in change.unset:
+            attributes.pop(name, None)
+    connection.execute(
+        update(CUSTOMERS)
+        .where(CUSTOMERS.c.id == bindparam("b_id"))
+        .values(attributes=bindparam("attributes"), updated_at=bindparam("updated_at")),
+        [{"b_id": cid, "attributes": attrs, "updated_at": now} for cid, attrs in current.items()],
+    )
+
+
+def ensure_cursor(connection: Connection, key: str, now: datetime) -> None:
+    values = {"journey_key": key, "last_event_seq": 0, "updated_at": now}
+    connection.execute(insert_ignore(connection, JOURNEY_CURSORS), values)
+
+
+def advance_cursor(connection: Connection, key: str, seq: int, now: datetime) -> None:
+    connection.execute(
+        update(JOURNEY_CURSORS)
+        .where(JOURNEY_CURSORS.c.journey_key == key)
+        .values(last_event_seq=seq, updated_at=now)
+    )
+
+
+def mark_scheduled(connection: Connection, key: str, now: datetime) -> None:
+    """The scheduled audience of ``key`` was served at ``now``."""
+    ensure_cursor(connection, key, now)
+    connection.execute(
+        update(JOURNEY_CURSORS)
+        .where(JOURNEY_CURSORS.c.journey_key == key)
+        .values(last_scheduled_at=now, updated_at=now)
+    )

@@ -1,0 +1,51 @@
+"""The one writer of the ``events`` table: append-only, idempotent on the event id.
+
+Everything that records an event goes through here: ingestion (the bulk driver path),
+provider feedback and opt-outs, signed-link clicks, segment entries and exits,
+catalogue fan-out, purchase cycles coming due, and the events journeys emit about
+themselves. An event id seen before is ignored, so a retried batch stores nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Select
+
+from omni_journey.store.core import EVENTS
+from omni_journey.store.driver import DriverSql
+from omni_journey.store.ops import insert_ignore
+
+__all__ = ["EVENT_COLUMNS", "append_event_rows", "append_events", "append_events_from"]
+
+# Columns of the bulk path, with their PostgreSQL types (see DriverSql.insert_ignore).
+EVENT_COLUMNS = (
+    ("event_id", "text"),
+    ("name", "text"),
+    ("customer_id", "text"),
+    ("at", "timestamptz"),
+    ("properties", "jsonb"),
+    ("received_at", "timestamptz"),
+)
+
+
+def append_events(connection: Connection, events: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Store ``events`` (dicts of the table's columns); the ids actually stored (new)."""
+    if not events:
+        return []
+    statement = insert_ignore(connection, EVENTS, "event_id").returning(EVENTS.c.event_id)
+    return [str(row[0]) for row in connection.execute(statement, list(events))]
+
+
+def append_event_rows(connection: Connection, rows: Iterable[Sequence[object]]) -> int:
+    """The bulk path: rows already bound as the driver takes them, in the order of
+    :data:`EVENT_COLUMNS`; the number stored."""
+    sql = DriverSql(connection)
+    return sql.insert_ignore(connection, "events", EVENT_COLUMNS, rows, "event_id")
+
+
+def append_events_from(connection: Connection, columns: Sequence[str], query: Select[Any]) -> int:
+    """``INSERT INTO events (columns) SELECT ...`` ignoring known ids; the number stored."""
+    statement = insert_ignore(connection, EVENTS, "event_id").from_select(list(columns), query)
+    return int(connection.execute(statement).rowcount)
