@@ -159,111 +159,51 @@ def effects_to_rows(
     contexts = contexts or {}
     decided: Iterator[SendDecision] = iter(decisions)
     rows = Rows()
+
+    def log(
+        effect: StepEntered | Skip | ScheduleWakeup | ExitJourney | Converted,
+        step_id: str | None,
+        kind: str,
+        at: datetime,
+        **extra: Any,
+    ) -> None:
+        rows.log.append(
+            log_row(
+                key, version_id, effect.enrollment_id, effect.customer_id, step_id, kind, now,
+                at=at, **extra,
+            )
+        )  # fmt: skip
+
     for effect in effects:
         if isinstance(effect, StepEntered):
-            rows.log.append(
-                log_row(
-                    key,
-                    version_id,
-                    effect.enrollment_id,
-                    effect.customer_id,
-                    effect.step_id,
-                    "step",
-                    now,
-                    at=effect.at,
-                )
-            )
+            log(effect, effect.step_id, "step", effect.at)
         elif isinstance(effect, SendMessage):
             _send(key, effect, next(decided), contexts, now, rows, report)
         elif isinstance(effect, Skip):
-            rows.log.append(
-                log_row(
-                    key,
-                    version_id,
-                    effect.enrollment_id,
-                    effect.customer_id,
-                    effect.step_id,
-                    "skipped",
-                    now,
-                    reason=effect.reason,
-                    at=effect.at,
-                    detail=effect.inputs,
-                )
-            )
+            log(effect, effect.step_id, "skipped", effect.at, reason=effect.reason,
+                detail=effect.inputs)  # fmt: skip
             report.add(key, f"skipped:{effect.reason}")
             report.add(key, "skipped")
         elif isinstance(effect, ScheduleWakeup):
             if effect.reason.startswith(DEFERRING_REASONS):
-                rows.log.append(
-                    log_row(
-                        key,
-                        version_id,
-                        effect.enrollment_id,
-                        effect.customer_id,
-                        effect.step_id,
-                        "deferred",
-                        now,
-                        reason=effect.reason,
-                        at=now,
-                        detail={"until": effect.at.isoformat(), **effect.inputs},
-                    )
-                )
+                detail = {"until": effect.at.isoformat(), **effect.inputs}
+                log(effect, effect.step_id, "deferred", now, reason=effect.reason, detail=detail)
                 report.add(key, "deferred")
         elif isinstance(effect, ExitJourney):
-            rows.log.append(
-                log_row(
-                    key,
-                    version_id,
-                    effect.enrollment_id,
-                    effect.customer_id,
-                    None,
-                    "exited",
-                    now,
-                    reason=effect.reason,
-                    at=effect.at,
-                    event_id=effect.event_id,
-                )
-            )
-            rows.events.append(
-                EmittedEvent(
-                    f"journey.exited:{effect.enrollment_id}",
-                    "journey.exited",
-                    effect.customer_id,
-                    effect.at,
-                    {"journey": key, "reason": effect.reason},
-                )
-            )
+            log(effect, None, "exited", effect.at, reason=effect.reason, event_id=effect.event_id)
+            properties: dict[str, Any] = {"journey": key, "reason": effect.reason}
+            rows.events.append(_emitted("journey.exited", effect, properties))
             report.add(key, "exited" if effect.reason != "completed" else "completed")
         elif isinstance(effect, Converted):
-            rows.log.append(
-                log_row(
-                    key,
-                    version_id,
-                    effect.enrollment_id,
-                    effect.customer_id,
-                    effect.last_step_id,
-                    "converted",
-                    now,
-                    holdout=effect.holdout,
-                    event_id=effect.event_id,
-                    reason=effect.last_message,
-                    at=effect.at,
-                )
-            )
-            rows.events.append(
-                EmittedEvent(
-                    f"journey.converted:{effect.enrollment_id}",
-                    "journey.converted",
-                    effect.customer_id,
-                    effect.at,
-                    {
-                        "journey": key,
-                        "holdout": effect.holdout,
-                        "event_id": effect.event_id,
-                        "message": effect.last_message,
-                    },
-                )
-            )
+            log(effect, effect.last_step_id, "converted", effect.at, holdout=effect.holdout,
+                event_id=effect.event_id, reason=effect.last_message)  # fmt: skip
+            properties = {
+                "journey": key,
+                "holdout": effect.holdout,
+                "event_id": effect.event_id,
+                "message": effect.last_message,
+            }
+            rows.events.append(_emitted("journey.converted", effect, properties))
             report.add(key, "converted")
         elif isinstance(effect, UpdateAttributes):
             rows.updates.append(effect)
@@ -271,6 +211,15 @@ def effects_to_rows(
             rows.messages.append(_webhook_row(key, version_id, effect, now))
             report.add(key, "webhooks")
     return rows
+
+
+def _emitted(
+    name: str, effect: ExitJourney | Converted, properties: dict[str, Any]
+) -> EmittedEvent:
+    """The event a journey emits about an enrollment (one per enrollment and name)."""
+    return EmittedEvent(
+        f"{name}:{effect.enrollment_id}", name, effect.customer_id, effect.at, properties
+    )
 
 
 def _send(
