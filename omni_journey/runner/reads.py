@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, select
 
 from omni_journey.engine.types import ACTIVE, EnrollmentState, EventView
-from omni_journey.runner.records import row_to_enrollment, row_to_event
+from omni_journey.runner.records import row_to_enrollment
 from omni_journey.spec.models import JourneySpec
-from omni_journey.store.core import ENROLLMENTS, EVENTS, JOURNEY_CURSORS
+from omni_journey.store.core import ENROLLMENTS, JOURNEY_CURSORS
+from omni_journey.store.driver import DriverSql
 
 __all__ = [
     "active_enrollments",
@@ -37,13 +38,24 @@ def locked_cursor(connection: Connection, key: str, column: str = "last_event_se
 
 
 def events_after(connection: Connection, seq: int, names: set[str], limit: int) -> list[EventView]:
-    rows = connection.execute(
-        select(EVENTS)
-        .where(and_(EVENTS.c.seq > seq, EVENTS.c.name.in_(sorted(names))))
-        .order_by(EVENTS.c.seq)
-        .limit(limit)
-    ).all()
-    return [row_to_event(row) for row in rows]
+    """The next ``limit`` events after ``seq`` with one of ``names``, in order: read
+    through the driver (this is the runner's hottest read)."""
+    if not names:
+        return []
+    sql = DriverSql(connection)
+    p = sql.p
+    ordered = sorted(names)
+    rows = sql.fetch(
+        connection,
+        f"SELECT event_id, name, customer_id, at, properties, seq FROM events "
+        f"WHERE seq > {p} AND name IN ({sql.params(len(ordered))}) ORDER BY seq LIMIT {p}",
+        [seq, *ordered, limit],
+    )
+    stamp, decode = sql.read_timestamp, sql.read_json
+    return [
+        EventView(event_id, name, customer_id, stamp(at), decode(properties) or {}, row_seq)
+        for event_id, name, customer_id, at, properties, row_seq in rows
+    ]
 
 
 def due_enrollments(

@@ -6,17 +6,17 @@ revision. Nothing here runs at import time.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import NullPool
+
+from omni_journey.store.driver import json_loads
 
 __all__ = ["alembic_config", "create_store_engine", "open_store", "upgrade"]
 
@@ -39,19 +39,9 @@ def _sqlite_begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _json_loads(text: str) -> Any:
-    """JSON columns read with orjson (several times faster than ``json.loads``), and
-    ``json.loads`` for what orjson refuses but ``json.dumps`` may have written (``NaN``,
-    integers past 64 bits)."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
-
-
 def create_store_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite files get WAL, a busy timeout and their folder."""
-    kwargs.setdefault("json_deserializer", _json_loads)
+    kwargs.setdefault("json_deserializer", json_loads)
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
