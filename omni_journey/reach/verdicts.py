@@ -10,6 +10,7 @@ The reason codes are the engine's (``CustomerFacts.eligible``, ``engine/guards.p
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Label, and_, case, not_, null
@@ -67,10 +68,11 @@ def reason(channel: str) -> ColumnElement[Any]:
     return case(*((not_(rule.sql(channel)), rule.reason) for rule in RULES), else_=null())
 
 
-def eligibility_columns() -> list[Label[Any]]:
+@cache
+def eligibility_columns() -> tuple[Label[Any], ...]:
     """One labelled :func:`reason` column per channel, to add to a ``SELECT`` over
-    ``customers`` (read back with :func:`eligibility_from_row`)."""
-    return [reason(channel).label(_LABEL.format(channel)) for channel in CHANNELS]
+    ``customers`` (read back with :func:`eligibility_from_row`); built once."""
+    return tuple(reason(channel).label(_LABEL.format(channel)) for channel in CHANNELS)
 
 
 def eligibility_from_row(row: Any) -> dict[str, str | None]:
