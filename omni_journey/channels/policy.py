@@ -23,8 +23,9 @@ now)`` decides from what was loaded, with no I/O. ``choose_many`` is the two in 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -62,10 +63,22 @@ class Decision:
     send_after: datetime | None = None
 
     def as_log(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["eligible"] = list(self.eligible)
-        data["send_after"] = self.send_after.isoformat() if self.send_after else None
-        return data
+        """The JSON-safe record (what ``dataclasses.asdict`` gives, built directly: it
+        runs once per message and ``asdict``'s recursive copy cost a tenth of a pass)."""
+        return {
+            "channel": self.channel,
+            "eligible": list(self.eligible),
+            "scores": dict(self.scores),
+            "probabilities": dict(self.probabilities),
+            "propensity": self.propensity,
+            "policy": self.policy,
+            "model_version": self.model_version,
+            "explored": self.explored,
+            "reason": self.reason,
+            "extra": copy.deepcopy(self.extra) if self.extra else {},
+            "choice": self.choice,
+            "send_after": self.send_after.isoformat() if self.send_after else None,
+        }
 
 
 class ChannelPolicy(Protocol):

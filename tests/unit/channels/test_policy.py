@@ -55,3 +55,26 @@ def test_the_log_is_json_and_keeps_what_off_policy_evaluation_needs() -> None:
         assert key in log
     assert log["send_after"] == at.isoformat()
     assert log["eligible"] == ["email", "sms"]
+
+
+def test_the_logged_decision_holds_every_field_as_asdict_would() -> None:
+    """``as_log`` is built by hand for speed: it must stay what ``asdict`` gives (with
+    the eligible set as a list and ``send_after`` as ISO text), whatever fields exist."""
+    from dataclasses import asdict
+    from datetime import UTC, datetime
+
+    from omni_journey.channels.policy import Decision
+
+    full = Decision(
+        "email", ("email", "sms"), {"email": 1.0}, {"email": 0.9, "sms": 0.1}, 0.9, "p",
+        "m-1", True, "why", {"p_convert": {"email": 0.1}, "value": 25.0}, "best",
+        datetime(2026, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    bare = Decision("push", ("push",), {}, {}, 1.0, "rule-v1")
+    for decision in (full, bare):
+        expected = asdict(decision)
+        expected["eligible"] = list(decision.eligible)
+        expected["send_after"] = (
+            decision.send_after.isoformat() if decision.send_after is not None else None
+        )
+        assert decision.as_log() == expected
