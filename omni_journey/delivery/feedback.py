@@ -32,7 +32,7 @@ from sqlalchemy import Connection, Engine, Table, and_, select
 from omni_journey.delivery.base import FeedbackError
 from omni_journey.delivery.optout import handle_inbound_sms
 from omni_journey.delivery.sns_signature import SnsSignatureVerifier
-from omni_journey.store.events import append_events
+from omni_journey.store.events import append_new_events
 from omni_journey.store.ops import insert_ignore
 from omni_journey.store.tables import Message, Suppression
 
@@ -196,5 +196,5 @@ def _apply_ses(
         "received_at": now,
         "properties": properties,
     }
-    result.events = len(append_events(connection, [event]))
+    result.events = len(append_new_events(connection, [event]))
     return result

@@ -17,7 +17,13 @@ from omni_journey.store.core import EVENTS
 from omni_journey.store.driver import DriverSql
 from omni_journey.store.ops import insert_ignore
 
-__all__ = ["EVENT_COLUMNS", "append_event_rows", "append_events", "append_events_from"]
+__all__ = [
+    "EVENT_COLUMNS",
+    "append_event_rows",
+    "append_events",
+    "append_events_from",
+    "append_new_events",
+]
 
 # Columns of the bulk path, with their PostgreSQL types (see DriverSql.insert_ignore).
 EVENT_COLUMNS = (
@@ -30,8 +36,14 @@ EVENT_COLUMNS = (
 )
 
 
-def append_events(connection: Connection, events: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Store ``events`` (dicts of the table's columns); the ids actually stored (new)."""
+def append_events(connection: Connection, events: Sequence[Mapping[str, Any]]) -> None:
+    """Store ``events`` (dicts of the table's columns); ids seen before are ignored."""
+    if events:
+        connection.execute(insert_ignore(connection, EVENTS, "event_id"), list(events))
+
+
+def append_new_events(connection: Connection, events: Sequence[Mapping[str, Any]]) -> list[str]:
+    """:func:`append_events`, returning the ids actually stored (the new ones)."""
     if not events:
         return []
     statement = insert_ignore(connection, EVENTS, "event_id").returning(EVENTS.c.event_id)
