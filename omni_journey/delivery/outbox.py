@@ -10,12 +10,13 @@ conditional on still holding it (``claimed_by`` = this worker, ``status`` = clai
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, Table, and_, delete, or_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, or_, select, update
 
 from omni_journey.store.events import append_events
 from omni_journey.store.ops import insert_ignore
@@ -28,6 +29,7 @@ log = logging.getLogger("omni_journey.delivery")
 _MESSAGES: Table = Message.__table__  # type: ignore[attr-defined]
 _IDENTITIES: Table = Identity.__table__  # type: ignore[attr-defined]
 M = _MESSAGES.c
+_CHUNK = 500  # ids per IN (...) list
 
 Status = Literal["sent", "failed", "suppressed", "pending"]
 
@@ -227,9 +229,10 @@ def finish(engine: Engine, finishes: Sequence[Finish], *, worker_id: str) -> lis
         return lost
     with engine.begin() as connection:
         events: list[dict[str, Any]] = []
+        lost = _write_all(connection, finishes, worker_id)
+        lost_ids = {item.row.id for item in lost}
         for item in finishes:
-            if not _write_one(connection, item, worker_id):
-                lost.append(item)
+            if item.row.id in lost_ids:
                 continue
             if item.suppress:
                 channel, address, reason = item.suppress
@@ -268,7 +271,49 @@ def finish(engine: Engine, finishes: Sequence[Finish], *, worker_id: str) -> lis
     return lost
 
 
-def _write_one(connection: Connection, item: Finish, worker_id: str) -> bool:
+def _write_all(connection: Connection, finishes: Sequence[Finish], worker_id: str) -> list[Finish]:
+    """Write the outcomes whose claim this worker still holds; the others are lost.
+
+    The rows still claimed by ``worker_id`` are read and locked first (SQLite holds the
+    write lock from BEGIN; PostgreSQL: FOR UPDATE), then written with one executemany
+    per shape of outcome instead of one UPDATE per message.
+    """
+    ids = [item.row.id for item in finishes]
+    owned: set[int] = set()
+    for start in range(0, len(ids), _CHUNK):
+        owned.update(
+            connection.execute(
+                select(M.id)
+                .where(
+                    and_(
+                        M.id.in_(ids[start : start + _CHUNK]),
+                        M.claimed_by == worker_id,
+                        M.status == "claimed",
+                    )
+                )
+                .with_for_update()
+            ).scalars()
+        )
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for item in finishes:
+        if item.row.id in owned:
+            values = _values(item)
+            shapes[tuple(sorted(values))].append(
+                {"b_id": item.row.id, **{f"b_{k}": v for k, v in values.items()}}
+            )
+    for keys, rows in shapes.items():
+        columns: dict[str, Any] = {
+            key: M.attempts + bindparam("b_attempts")
+            if key == "attempts"
+            else bindparam(f"b_{key}")
+            for key in keys
+        }
+        connection.execute(update(_MESSAGES).where(M.id == bindparam("b_id")).values(columns), rows)
+    return [item for item in finishes if item.row.id not in owned]
+
+
+def _values(item: Finish) -> dict[str, Any]:
+    """The columns an outcome sets (``attempts``: the increment)."""
     values: dict[str, Any] = {
         "status": item.status,
         "claimed_by": None,
@@ -279,21 +324,10 @@ def _write_one(connection: Connection, item: Finish, worker_id: str) -> bool:
     if item.send_after is not None:
         values["send_after"] = item.send_after
     if item.attempts_delta:
-        values["attempts"] = M.attempts + item.attempts_delta
+        values["attempts"] = item.attempts_delta
     if item.provider:
         values["provider"] = item.provider
     if item.status == "sent":
         values["sent_at"] = item.at
         values["provider_message_id"] = item.provider_message_id
-    result = connection.execute(
-        update(_MESSAGES)
-        .where(
-            and_(
-                M.id == item.row.id,
-                M.claimed_by == worker_id,
-                M.status == "claimed",
-            )
-        )
-        .values(**values)
-    )
-    return result.rowcount == 1
+    return values

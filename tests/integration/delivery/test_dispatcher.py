@@ -508,3 +508,38 @@ def test_limit_caps_the_messages_claimed(sqlite_store: Engine, tmp_path: Path, l
     report = _dispatch(sqlite_store, _all(provider), simple_renderer, now=T0, settings=settings,
                       worker_id="w1", limit=limit)  # fmt: skip
     assert report.claimed == report.sent == limit
+
+
+def test_outcomes_of_a_lost_claim_are_not_written_the_others_are(store: Engine) -> None:
+    """A worker whose claim expired and was taken over writes nothing for that row (the
+    new owner decides it); every other outcome of its batch is written, in one go."""
+    from omni_journey.delivery.outbox import Finish, finish
+
+    add_customer(store, "c-1", email="ana@example.com")
+    for key in ("k-1", "k-2", "k-3"):
+        add_message(store, key, "c-1", "email")
+    rows = claim(store, worker_id="slow", now=T0, until=T0 + timedelta(minutes=5), limit=10)
+    taken = claim(store, worker_id="fast", now=T0 + timedelta(minutes=6),
+                  until=T0 + timedelta(minutes=11), limit=1)  # fmt: skip
+    assert [r.idempotency_key for r in taken] == ["k-1"]
+    at = T0 + timedelta(minutes=7)
+    outcomes = [
+        Finish(rows[0], "sent", at, "c-1", provider="file", provider_message_id="p-1",
+               event="message.sent"),
+        Finish(rows[1], "sent", at, "c-1", provider="file", provider_message_id="p-2",
+               event="message.sent"),
+        Finish(rows[2], "pending", at, "c-1", error="throttled", send_after=at,
+               attempts_delta=1),
+    ]  # fmt: skip
+    lost = finish(store, outcomes, worker_id="slow")
+    assert [item.row.idempotency_key for item in lost] == ["k-1"]
+    after = messages(store)
+    assert (after["k-1"].status, after["k-1"].claimed_by) == ("claimed", "fast")
+    assert (after["k-2"].status, after["k-2"].provider_message_id, after["k-2"].sent_at) == (
+        "sent", "p-2", at,
+    )  # fmt: skip
+    assert (after["k-3"].status, after["k-3"].attempts, after["k-3"].error) == (
+        "pending", rows[2].attempts + 1, "throttled",
+    )  # fmt: skip
+    assert after["k-3"].claimed_by is None
+    assert [e.properties["provider_message_id"] for e in _events(store, "message.sent")] == ["p-2"]
