@@ -58,23 +58,39 @@ _WRITES = (
     r"UPDATE (\w+) SET",
     r"DELETE FROM (\w+)",
     r"insert_ignore\(\s*\w+,\s*\"(\w+)\"",
+    r"\binsert\(\s*(\w+)\s*\)",
+    r"\bdelete\(\s*(\w+)\s*\)",
+    r"(\w+)\.update\(\)",
 )
 # What each table is called in the code: its name, its SQLModel class, its Table object.
 _ALIASES = {
     "events": {"events", "Event", "EVENTS", "_EVENTS", "_events"},
     "journey_log": {"journey_log", "JourneyLog", "JOURNEY_LOG"},
     "journey_cursors": {"journey_cursors", "JourneyCursor", "JOURNEY_CURSORS"},
+    "suppressions": {"suppressions", "Suppression", "SUPPRESSIONS", "_SUPPRESSIONS"},
+    "messages": {"messages", "Message", "MESSAGES", "_MESSAGES", "_messages"},
+    "enrollments": {"enrollments", "Enrollment", "ENROLLMENTS", "_ENROLLMENTS", "_enrollments"},
+    "consents": {"consents", "Consent", "CONSENTS", "_CONSENTS", "_consents"},
+    "customers": {"customers", "Customer", "CUSTOMERS", "_CUSTOMERS", "_customers"},
+    "identities": {"identities", "Identity", "IDENTITIES", "_IDENTITIES", "_identities"},
 }
-# Tables written by exactly one module.
+# The module (or, for the customer record, the package) that alone writes each table.
+# A merge re-points every row naming the loser at the survivor
+# (identity.profiles.move_history, over a list of tables): that one is the exception.
 ONE_WRITER = {
     "events": "omni_journey/store/events.py",
     "journey_log": "omni_journey/runner/writes.py",
     "journey_cursors": "omni_journey/runner/writes.py",
+    "suppressions": "omni_journey/reach/suppressions.py",
+    "messages": "omni_journey/delivery/outbox.py",
+    "enrollments": "omni_journey/runner/writes.py",
+    "consents": "omni_journey/identity/",
+    "customers": "omni_journey/identity/",
+    "identities": "omni_journey/identity/",
 }
 
 
-@pytest.mark.parametrize("table", sorted(ONE_WRITER))
-def test_a_table_with_one_writer_keeps_it(table: str) -> None:
+def _writers(table: str) -> set[str]:
     writers = set()
     for path in PACKAGE.rglob("*.py"):
         if "migrations" in path.parts:
@@ -83,4 +99,12 @@ def test_a_table_with_one_writer_keeps_it(table: str) -> None:
         for pattern in _WRITES:
             if any(name in _ALIASES[table] for name in re.findall(pattern, text)):
                 writers.add(str(path.relative_to(ROOT)))
-    assert writers == {ONE_WRITER[table]}
+    return writers
+
+
+@pytest.mark.parametrize("table", sorted(ONE_WRITER))
+def test_a_table_has_one_writer(table: str) -> None:
+    owner = ONE_WRITER[table]
+    writers = _writers(table)
+    assert writers, f"no writer of {table} found: the scan no longer sees it"
+    assert {w for w in writers if not w.startswith(owner)} == set()

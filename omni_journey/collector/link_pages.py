@@ -21,7 +21,7 @@ from datetime import datetime
 from html import escape
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, Table, and_
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -29,12 +29,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from omni_journey.errors import StoreError
+from omni_journey.identity.changes import record_consent
 from omni_journey.identity.survivors import survivor_of
 from omni_journey.links import InvalidLinkError, LinkClaims, LinkKind, LinkSigner
+from omni_journey.reach.suppressions import suppress
 from omni_journey.settings import Settings
 from omni_journey.store.events import append_events
-from omni_journey.store.ops import insert_ignore
-from omni_journey.store.tables import Consent, Suppression
 
 __all__ = [
     "CLICK_PATH",
@@ -51,7 +51,6 @@ CLICK_PATH: Final = "/l/c/{token}"
 CONSENT_SOURCE: Final = "unsubscribe"
 
 _log = logging.getLogger("omni_journey.collector.app")
-_CONSENTS: Table = Consent.__table__  # type: ignore[attr-defined]
 _ADDRESS_OF: Final = {"email": "email", "sms": "phone", "whatsapp": "phone"}
 _NOUNS: Final = {
     "email": "emails",
@@ -108,36 +107,20 @@ def unsubscribe(
     with engine.begin() as connection:
         customer = _live_customer(connection, claims.customer_id)
         owner = str(customer.id) if customer is not None else claims.customer_id
-        changed = connection.execute(
-            _CONSENTS.update()
-            .where(
-                and_(
-                    _CONSENTS.c.customer_id == owner,
-                    _CONSENTS.c.channel == channel,
-                    _CONSENTS.c.granted.is_(True),
-                )
-            )
-            .values(granted=False, source=CONSENT_SOURCE, updated_at=now)
-        ).rowcount
-        inserted = connection.execute(
-            insert_ignore(connection, Consent),
-            {"customer_id": owner, "channel": channel, "granted": False,
-             "source": CONSENT_SOURCE, "updated_at": now},
-        ).rowcount  # fmt: skip
+        changed = record_consent(
+            connection, owner, channel, granted=False, source=CONSENT_SOURCE, at=now,
+            only_if_changed=True,
+        )  # fmt: skip
         column = _ADDRESS_OF.get(channel)
         address = getattr(customer, column) if customer is not None and column else None
         if address:
-            connection.execute(
-                insert_ignore(connection, Suppression),
-                {"channel": channel, "address": address, "reason": CONSENT_SOURCE,
-                 "created_at": now},
-            )  # fmt: skip
+            suppress(connection, [(channel, address, CONSENT_SOURCE)], now)
         append_events(connection, [
             {"event_id": _event_id("message.unsubscribed", token),
              "name": "message.unsubscribed", "customer_id": owner, "at": now, "received_at": now,
              "properties": {"channel": channel, "message": claims.message, "source": "link"}},
         ])  # fmt: skip
-    return UnsubscribeResult(changed=bool(changed) or inserted > 0, suppressed=bool(address))
+    return UnsubscribeResult(changed=changed, suppressed=bool(address))
 
 
 def record_click(engine: Engine, claims: LinkClaims, *, now: datetime) -> None:

@@ -32,9 +32,9 @@ from sqlalchemy import Connection, Engine, Table, and_, select
 from omni_journey.delivery.base import FeedbackError
 from omni_journey.delivery.optout import handle_inbound_sms
 from omni_journey.delivery.sns_signature import SnsSignatureVerifier
+from omni_journey.reach.suppressions import suppress as suppress_addresses
 from omni_journey.store.events import append_new_events
-from omni_journey.store.ops import insert_ignore
-from omni_journey.store.tables import Message, Suppression
+from omni_journey.store.tables import Message
 
 __all__ = ["FeedbackResult", "handle_sns_notification"]
 
@@ -162,14 +162,9 @@ def _apply_ses(
     elif ses_type == "Reject":
         details = {"reason": (message.get("reject") or {}).get("reason")}
     if suppress:
-        connection.execute(
-            insert_ignore(connection, Suppression),
-            [
-                {"channel": "email", "address": a, "reason": r, "created_at": now}
-                for a, r in suppress
-            ],
+        result.suppressed = suppress_addresses(
+            connection, [("email", a, r) for a, r in suppress], now
         )
-        result.suppressed = len(suppress)
     name = SES_EVENTS.get(ses_type)
     if name is None:
         return result

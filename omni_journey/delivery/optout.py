@@ -15,11 +15,12 @@ import re
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Connection, Engine, Table, and_, delete, select
+from sqlalchemy import Connection, Engine, Table, and_, select
 
+from omni_journey.identity.changes import record_consent
+from omni_journey.reach.suppressions import lift_suppression, suppress
 from omni_journey.store.events import append_events
-from omni_journey.store.ops import insert_ignore
-from omni_journey.store.tables import Consent, Customer, Identity, Suppression
+from omni_journey.store.tables import Customer, Identity
 
 __all__ = ["OPT_IN_KEYWORDS", "OPT_OUT_KEYWORDS", "handle_inbound_sms", "is_opt_in", "is_opt_out"]
 
@@ -33,8 +34,6 @@ OPT_IN_KEYWORDS = frozenset({"START", "UNSTOP"})
 
 _CUSTOMERS: Table = Customer.__table__  # type: ignore[attr-defined]
 _IDENTITIES: Table = Identity.__table__  # type: ignore[attr-defined]
-_CONSENTS: Table = Consent.__table__  # type: ignore[attr-defined]
-_SUPPRESSIONS: Table = Suppression.__table__  # type: ignore[attr-defined]
 _TRIM = re.compile(r"^[\s\W_]+|[\s\W_]+$")
 
 
@@ -66,22 +65,11 @@ def handle_inbound_sms(
     with engine.begin() as connection:
         owners = _owners(connection, phone)
         if opt_in:
-            connection.execute(
-                delete(_SUPPRESSIONS).where(
-                    and_(
-                        _SUPPRESSIONS.c.channel == "sms",
-                        _SUPPRESSIONS.c.address == phone,
-                        _SUPPRESSIONS.c.reason == "opt_out",
-                    )
-                )
-            )
+            lift_suppression(connection, "sms", phone, "opt_out")
         else:
-            connection.execute(
-                insert_ignore(connection, Suppression),
-                [{"channel": "sms", "address": phone, "reason": "opt_out", "created_at": now}],
-            )
+            suppress(connection, [("sms", phone, "opt_out")], now)
         for owner in owners:
-            _set_sms_consent(connection, owner, granted=opt_in, now=now)
+            record_consent(connection, owner, "sms", granted=opt_in, source="sms_keyword", at=now)
         kind = "resubscribed" if opt_in else "unsubscribed"
         events = [
             {
@@ -119,17 +107,3 @@ def _owners(connection: Connection, phone: str) -> list[str]:
             )
         }
     )
-
-
-def _set_sms_consent(connection: Connection, owner: str, *, granted: bool, now: datetime) -> None:
-    updated = connection.execute(
-        _CONSENTS.update()
-        .where(and_(_CONSENTS.c.customer_id == owner, _CONSENTS.c.channel == "sms"))
-        .values(granted=granted, source="sms_keyword", updated_at=now)
-    )
-    if updated.rowcount == 0:
-        connection.execute(
-            insert_ignore(connection, Consent),
-            [{"customer_id": owner, "channel": "sms", "granted": granted,
-              "source": "sms_keyword", "updated_at": now}],
-        )  # fmt: skip

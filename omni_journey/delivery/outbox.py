@@ -16,18 +16,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, or_, select, update
 
+from omni_journey.identity.changes import forget_push_token
+from omni_journey.reach.suppressions import suppress
 from omni_journey.store.events import append_events
 from omni_journey.store.ops import insert_ignore
-from omni_journey.store.tables import Identity, Message, Suppression
+from omni_journey.store.tables import Message
 
 __all__ = ["Finish", "OutboxRow", "claim", "finish", "mark_in_flight", "release"]
 
 log = logging.getLogger("omni_journey.delivery")
 
 _MESSAGES: Table = Message.__table__  # type: ignore[attr-defined]
-_IDENTITIES: Table = Identity.__table__  # type: ignore[attr-defined]
 M = _MESSAGES.c
 _CHUNK = 500  # ids per IN (...) list
 
@@ -100,6 +101,13 @@ class Finish:
     prune_push_token: str | None = None
     event: str | None = None  # "message.sent" | "message.failed"
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def queue(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Queue new outbox rows (the runner's sends and webhooks). Unique by idempotency
+    key: a row queued before (a redone batch, an overlapping pass) is left as it is."""
+    if rows:
+        connection.execute(insert_ignore(connection, _MESSAGES, "idempotency_key"), list(rows))
 
 
 def claim(
@@ -235,27 +243,9 @@ def finish(engine: Engine, finishes: Sequence[Finish], *, worker_id: str) -> lis
             if item.row.id in lost_ids:
                 continue
             if item.suppress:
-                channel, address, reason = item.suppress
-                connection.execute(
-                    insert_ignore(connection, Suppression),
-                    [
-                        {
-                            "channel": channel,
-                            "address": address,
-                            "reason": reason[:64],
-                            "created_at": item.at,
-                        }
-                    ],
-                )
+                suppress(connection, [item.suppress], item.at)
             if item.prune_push_token:
-                connection.execute(
-                    delete(_IDENTITIES).where(
-                        and_(
-                            _IDENTITIES.c.kind == "push_token",
-                            _IDENTITIES.c.value == item.prune_push_token,
-                        )
-                    )
-                )
+                forget_push_token(connection, item.prune_push_token)
             if item.event:
                 events.append(_event(item))
         if events:

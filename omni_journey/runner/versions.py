@@ -12,11 +12,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, func, select
 
 from omni_journey.engine import CompiledJourney, plan_migration
 from omni_journey.engine.types import ACTIVE
 from omni_journey.errors import SpecError
+from omni_journey.runner.writes import move_step
 from omni_journey.spec.diagnostics import Diagnostic
 from omni_journey.spec.models import JourneySpec
 from omni_journey.spec.project import JOURNEYS_DIR
@@ -154,14 +155,4 @@ def migrate_in_flight(
         for old_step, new_step in plan.items():
             if new_step is None:
                 continue
-            connection.execute(
-                update(ENROLLMENTS)
-                .where(
-                    and_(
-                        ENROLLMENTS.c.journey_version_id == old_id,
-                        ENROLLMENTS.c.state == ACTIVE,
-                        ENROLLMENTS.c.step_id == old_step,
-                    )
-                )
-                .values(journey_version_id=current.version_id, step_id=new_step, updated_at=now)
-            )
+            move_step(connection, (old_id, old_step), (current.version_id, new_step), now)

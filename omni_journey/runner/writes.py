@@ -1,5 +1,6 @@
-"""The runner's writes: the one writer of ``enrollments``, ``journey_log``,
-``journey_cursors`` and ``journey_versions``, and of new ``messages`` rows.
+"""The runner's writes: the one writer of ``enrollments``, ``journey_log`` and
+``journey_cursors``; new outbox rows go through ``delivery.outbox.queue``, attribute
+changes through ``identity.changes``, events through ``store.events``.
 
 Hot paths (the write-back of moved enrollments, the journey log) go through one driver
 ``executemany`` binding exactly what the column types would: SQLAlchemy's per-row bind
@@ -15,12 +16,14 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, and_, update
 
-from omni_journey.engine.types import EnrollmentState, Entered, UpdateAttributes
+from omni_journey.delivery.outbox import queue
+from omni_journey.engine.types import ACTIVE, EnrollmentState, Entered
+from omni_journey.identity.changes import update_attributes
 from omni_journey.runner.effects import LOG_COLUMNS, EmittedEvent, Rows
 from omni_journey.runner.records import context_json, enrollment_row
-from omni_journey.store.core import CUSTOMERS, ENROLLMENTS, JOURNEY_CURSORS, MESSAGES
+from omni_journey.store.core import ENROLLMENTS, JOURNEY_CURSORS
 from omni_journey.store.driver import DriverSql
 from omni_journey.store.events import append_events
 from omni_journey.store.ops import insert_ignore
@@ -37,11 +40,10 @@ __all__ = [
 
 def write_rows(connection: Connection, rows: Rows, now: datetime) -> None:
     """Everything one batch of effects decided (see :func:`runner.effects.effects_to_rows`)."""
-    if rows.messages:
-        connection.execute(insert_ignore(connection, MESSAGES, "idempotency_key"), rows.messages)
+    queue(connection, rows.messages)
     insert_log(connection, rows.log)
     emit_events(connection, rows.events, now)
-    update_attributes(connection, rows.updates, now)
+    update_attributes(connection, [(u.customer_id, u.set, u.unset) for u in rows.updates], now)
 
 
 def insert_enrollments(
@@ -133,29 +135,22 @@ def emit_events(connection: Connection, events: Sequence[EmittedEvent], now: dat
     )
 
 
-def update_attributes(
-    connection: Connection, updates: Sequence[UpdateAttributes], now: datetime
+def move_step(
+    connection: Connection, source: tuple[int, str], target: tuple[int, str], now: datetime
 ) -> None:
-    """Apply update steps to customer attributes, in order, one statement per batch."""
-    if not updates:
-        return
-    wanted = sorted({u.customer_id for u in updates})
-    current = {
-        row.id: dict(row.attributes or {})
-        for row in connection.execute(
-            select(CUSTOMERS.c.id, CUSTOMERS.c.attributes).where(CUSTOMERS.c.id.in_(wanted))
-        )
-    }
-    for change in updates:
-        attributes = current.setdefault(change.customer_id, {})
-        attributes.update(change.set)
-        for name in change.unset:
-            attributes.pop(name, None)
+    """Move the active enrollments at (version, step) ``source`` to ``target`` (a
+    journey version migration)."""
+    (old_id, old_step), (new_id, new_step) = source, target
     connection.execute(
-        update(CUSTOMERS)
-        .where(CUSTOMERS.c.id == bindparam("b_id"))
-        .values(attributes=bindparam("attributes"), updated_at=bindparam("updated_at")),
-        [{"b_id": cid, "attributes": attrs, "updated_at": now} for cid, attrs in current.items()],
+        update(ENROLLMENTS)
+        .where(
+            and_(
+                ENROLLMENTS.c.journey_version_id == old_id,
+                ENROLLMENTS.c.state == ACTIVE,
+                ENROLLMENTS.c.step_id == old_step,
+            )
+        )
+        .values(journey_version_id=new_id, step_id=new_step, updated_at=now)
     )
 
 

@@ -220,4 +220,10 @@ def test_identity_sits_below_service_and_cli() -> None:
         for m in imported
         if m.startswith("omni_journey") and not m.startswith("omni_journey.identity")
     }
-    assert ours <= {"omni_journey.errors", "omni_journey.store.tables", "omni_journey.store.driver"}
+    assert ours <= {
+        "omni_journey.errors",
+        "omni_journey.store.core",
+        "omni_journey.store.driver",
+        "omni_journey.store.ops",
+        "omni_journey.store.tables",
+    }
