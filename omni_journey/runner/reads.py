@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, select
 
 from omni_journey.engine.types import ACTIVE, EnrollmentState, EventView
-from omni_journey.runner.records import row_to_enrollment
 from omni_journey.spec.models import JourneySpec
 from omni_journey.store.core import ENROLLMENTS, JOURNEY_CURSORS
 from omni_journey.store.driver import DriverSql
@@ -62,20 +61,15 @@ def due_enrollments(
     connection: Connection, key: str, now: datetime, limit: int
 ) -> list[EnrollmentState]:
     """Active enrollments whose wake-up is due, claimed (SKIP LOCKED on PostgreSQL)."""
-    rows = connection.execute(
-        select(ENROLLMENTS)
-        .where(
-            and_(
-                ENROLLMENTS.c.journey_key == key,
-                ENROLLMENTS.c.state == ACTIVE,
-                ENROLLMENTS.c.wake_at <= now,
-            )
-        )
-        .order_by(ENROLLMENTS.c.wake_at, ENROLLMENTS.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    return [row_to_enrollment(row) for row in rows]
+    sql = DriverSql(connection)
+    p = sql.p
+    lock = "" if sql.sqlite else " FOR UPDATE SKIP LOCKED"
+    return _read_enrollments(
+        connection,
+        f"journey_key = {p} AND state = {p} AND wake_at <= {p} "
+        f"ORDER BY wake_at, id LIMIT {p}{lock}",
+        [key, ACTIVE, sql.timestamp(now), limit],
+    )
 
 
 def active_versions(connection: Connection, key: str) -> set[int]:
@@ -91,21 +85,17 @@ def active_versions(connection: Connection, key: str) -> set[int]:
 def active_enrollments(
     connection: Connection, key: str, customers: Sequence[str]
 ) -> list[EnrollmentState]:
+    sql = DriverSql(connection)
+    p = sql.p
     states: list[EnrollmentState] = []
     for start in range(0, len(customers), _CHUNK):
         chunk = customers[start : start + _CHUNK]
-        rows = connection.execute(
-            select(ENROLLMENTS)
-            .where(
-                and_(
-                    ENROLLMENTS.c.journey_key == key,
-                    ENROLLMENTS.c.state == ACTIVE,
-                    ENROLLMENTS.c.customer_id.in_(chunk),
-                )
-            )
-            .order_by(ENROLLMENTS.c.id)
-        ).all()
-        states.extend(row_to_enrollment(row) for row in rows)
+        states += _read_enrollments(
+            connection,
+            f"journey_key = {p} AND state = {p} AND customer_id IN ({sql.params(len(chunk))}) "
+            "ORDER BY id",
+            [key, ACTIVE, *chunk],
+        )
     return states
 
 
@@ -117,24 +107,55 @@ def awaiting_goal(
     if spec.goal is None:
         return []
     buyers = sorted({e.customer_id for e in events if e.name == spec.goal.event})
+    sql = DriverSql(connection)
+    p = sql.p
+    opened = sql.timestamp(now - spec.goal.within)
     states: list[EnrollmentState] = []
     for start in range(0, len(buyers), _CHUNK):
-        rows = connection.execute(
-            select(ENROLLMENTS)
-            .where(
-                and_(
-                    ENROLLMENTS.c.journey_key == spec.key,
-                    ENROLLMENTS.c.state != ACTIVE,
-                    ENROLLMENTS.c.customer_id.in_(buyers[start : start + _CHUNK]),
-                    ENROLLMENTS.c.entered_at >= now - spec.goal.within,
-                )
-            )
-            .order_by(ENROLLMENTS.c.id)
-        ).all()
-        states.extend(
-            state for state in map(row_to_enrollment, rows) if "converted" not in state.context
+        chunk = buyers[start : start + _CHUNK]
+        states += _read_enrollments(
+            connection,
+            f"journey_key = {p} AND state <> {p} AND customer_id IN ({sql.params(len(chunk))}) "
+            f"AND entered_at >= {p} ORDER BY id",
+            [spec.key, ACTIVE, *chunk, opened],
         )
-    return states
+    return [state for state in states if "converted" not in state.context]
+
+
+_ENROLLMENT_COLUMNS = (
+    "id, journey_key, journey_version_id, customer_id, step_id, state, entered_at, wake_at, "
+    "holdout, trigger_event_id, context, ended_at, end_reason"
+)
+
+
+def _read_enrollments(
+    connection: Connection, where: str, params: Sequence[object]
+) -> list[EnrollmentState]:
+    """Enrollments through the driver, decoded as the column types do (timestamps aware
+    UTC, JSON context, booleans)."""
+    sql = DriverSql(connection)
+    rows = sql.fetch(
+        connection, f"SELECT {_ENROLLMENT_COLUMNS} FROM enrollments WHERE {where}", params
+    )
+    stamp, decode = sql.read_timestamp, sql.read_json
+    return [
+        EnrollmentState(
+            id=row[0],
+            journey_key=row[1],
+            version_id=row[2],
+            customer_id=row[3],
+            step_id=row[4],
+            state=row[5],
+            entered_at=stamp(row[6]),
+            wake_at=None if row[7] is None else stamp(row[7]),
+            holdout=bool(row[8]),
+            trigger_event_id=row[9],
+            context=decode(row[10]) or {},
+            ended_at=None if row[11] is None else stamp(row[11]),
+            end_reason=row[12],
+        )
+        for row in rows
+    ]
 
 
 def last_entered(connection: Connection, key: str, customers: Sequence[str]) -> dict[str, datetime]:

@@ -36,3 +36,55 @@ def test_events_read_through_the_driver_equal_the_column_types_reading(shop: Sho
     assert all(e.at.tzinfo is UTC for e in through_driver)
     assert through_driver[1].properties["total"] == 2**53 + 1
     assert [e.event_id for e in limited] == ["e3"]
+
+
+def test_enrollments_read_through_the_driver_equal_the_column_types_reading(shop: Shop) -> None:
+    from omni_journey.runner.passes import JourneyRunner
+    from omni_journey.runner.reads import active_enrollments, awaiting_goal, due_enrollments
+    from omni_journey.runner.records import row_to_enrollment
+    from omni_journey.store.core import ENROLLMENTS
+    from tests.integration.engine.conftest import journey, profile
+
+    spec = journey(
+        {
+            "key": "cart",
+            "trigger": {"event": "product.added"},
+            "goal": {"event": "order.completed", "within": "3d"},
+            "holdout": "50%",
+            "steps": [
+                {"id": "wait", "type": "delay", "for": "1h"},
+                {"id": "mail", "type": "send", "message": "cart_reminder", "channel": "email"},
+            ],
+        }
+    )
+    ids = [f"c-{i}" for i in range(12)]
+    shop.profiles([profile(c) for c in ids])
+    shop.events([event(f"add-{c}", "product.added", c, T0, sku="S-ü", n=i)
+                 for i, c in enumerate(ids)])  # fmt: skip
+    runner = JourneyRunner(shop.engine, {"cart": spec}, {})
+    runner.run(T0 + timedelta(minutes=1))
+    runner.run(T0 + timedelta(hours=2))  # some sent and done, holdouts waiting the goal
+    buys = [event(f"o-{c}", "order.completed", c, T0 + timedelta(hours=3)) for c in ids[:6]]
+    shop.events(buys)
+    with shop.engine.connect() as connection:
+        everyone = [
+            row_to_enrollment(row)
+            for row in connection.execute(ENROLLMENTS.select().order_by(ENROLLMENTS.c.id))
+        ]
+        active = active_enrollments(connection, "cart", ids)
+        due = due_enrollments(connection, "cart", T0 + timedelta(days=4), 100)
+        from omni_journey.engine.types import EventView
+
+        views = [EventView(b["id"], b["name"], b["customer_id"], T0 + timedelta(hours=3))
+                 for b in buys]  # fmt: skip
+        ended = awaiting_goal(connection, spec, views, T0 + timedelta(hours=3))
+    assert active == [s for s in everyone if s.state == "active"]
+    assert due == sorted(
+        (s for s in everyone if s.state == "active" and s.wake_at is not None),
+        key=lambda s: (s.wake_at, s.id),
+    )
+    assert ended == [s for s in everyone if s.state != "active" and s.customer_id in set(ids[:6])]
+    assert active and due and ended  # each reading has something to compare
+    assert any(s.holdout for s in everyone) and any(not s.holdout for s in everyone)
+    assert all(type(s.holdout) is bool for s in active + due + ended)
+    assert any(s.ended_at is not None for s in everyone)
