@@ -30,9 +30,12 @@ from omni_journey.store.ops import insert_ignore
 
 __all__ = [
     "advance_cursor",
+    "emit_events",
+    "ensure_cursor",
     "insert_enrollments",
     "insert_log",
     "mark_scheduled",
+    "move_step",
     "write_back",
     "write_rows",
 ]
