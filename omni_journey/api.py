@@ -77,7 +77,7 @@ def track(
 
 
 def identify(customer_id: str, *, settings: Settings | None = None, **profile: Any) -> None:
-    """Create or update one customer profile (CONTRACT.md: ``email``, ``phone``,
+    """Create or update one customer profile (docs/data-formats.md: ``email``, ``phone``,
     ``push_tokens``, ``timezone``, ``locale``, ``consent``, ``attributes``, plus
     ``anonymous_id`` / ``external_id``). Linking an anonymous id merges the anonymous
     customer's history into this one. Raises ``IngestError`` when rejected.

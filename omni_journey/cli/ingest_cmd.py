@@ -99,19 +99,20 @@ def _report(console: Console, result: ImportResult) -> None:
 
 @customers_app.command("import")
 def customers_import(path: FileArgument, file_format: FormatOption = None) -> None:
-    """Import customer profiles (CONTRACT.md profile JSON, or CSV with consent.<channel>
-    and attributes.<key> columns). Prints accepted / duplicates / rejected; rejected
-    lines go to a rejects file with their line number and reason. Exit 0 even with
-    rejects; exit 2 when the file cannot be read."""
+    """Import customer profiles: JSON Lines, or CSV with consent.<channel> and
+    attributes.<key> columns (the formats: docs/data-formats.md in the repository).
+    Prints accepted / duplicates / rejected; rejected lines go to a rejects file with
+    their line number and reason. Exit 0 even with rejects; exit 2 when the file cannot
+    be read."""
     _import(path, "customers", file_format)
 
 
 @events_app.command("import")
 def events_import(path: FileArgument, file_format: FormatOption = None) -> None:
-    """Import events (CONTRACT.md event JSON, or CSV with id, name, customer_id, at,
-    properties.<key> and identities.<kind> columns). Re-importing is a no-op: events
-    already stored count as duplicates. Exit 0 even with rejects; exit 2 when the file
-    cannot be read."""
+    """Import events: JSON Lines, or CSV with id, name, customer_id, at,
+    properties.<key> and identities.<kind> columns (the formats: docs/data-formats.md in
+    the repository). Re-importing is a no-op: events already stored count as
+    duplicates. Exit 0 even with rejects; exit 2 when the file cannot be read."""
     _import(path, "events", file_format)
 
 

@@ -1,6 +1,6 @@
 """Events checked into rows: no store access, so the import reader process can run it.
 
-:func:`check_events` validates a batch of CONTRACT.md events and builds their rows;
+:func:`check_events` validates a batch of events (docs/data-formats.md) and builds their rows;
 the field checks here are shared with profile ingestion. This module and what it
 imports must stay free of SQLAlchemy and the store: the reader process started by
 :mod:`omni_journey.ingest.import_chunks` imports it, and its start-up is on the clock of

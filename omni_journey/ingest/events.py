@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 def ingest_events(
     engine: Engine, records: Sequence[Mapping[str, Any]], *, now: datetime, settings: Settings
 ) -> BatchResult:
-    """Store a batch of CONTRACT.md events; see the module docstring."""
+    """Store a batch of events (docs/data-formats.md); see the module docstring."""
     with open_connection(engine) as connection:
         return _ingest_events(connection, records, now, settings)
 

@@ -2,10 +2,10 @@
 
 * ``ingest_events`` is idempotent on the event id (``ON CONFLICT DO NOTHING``): a
   re-import stores nothing and counts duplicates. Events never merge customers.
-* ``ingest_profiles`` applies CONTRACT.md profiles: contact columns, push tokens,
-  time zone, locale, consent per channel (the latest statement wins), attributes, and
-  merges the customers a profile links (see :mod:`omni_journey.identity`). A profile
-  that changes nothing counts as a duplicate.
+* ``ingest_profiles`` applies customer profiles (docs/data-formats.md): contact
+  columns, push tokens, time zone, locale, consent per channel (the latest statement
+  wins), attributes, and merges the customers a profile links (see
+  :mod:`omni_journey.identity`). A profile that changes nothing counts as a duplicate.
 * ``import_file`` streams a JSON Lines or CSV file through them in batches of
   ``settings.batch_size`` lines (events: one transaction per
   ``settings.import_batch_size`` events) and writes every rejected line, with its

@@ -1,6 +1,6 @@
 """Customer profiles checked and normalised: no store access.
 
-A profile is CONTRACT.md's customer record plus ``anonymous_id`` / ``external_id`` and
+A profile is the customer record of docs/data-formats.md plus ``anonymous_id`` / ``external_id`` and
 an optional ``at`` (when the statement was made). Every field is checked here, before
 any transaction, so a bad record is rejected with a stable reason and nothing of it is
 stored; what is left is what identity resolution needs (the linking keys in merge

@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 def ingest_profiles(
     engine: Engine, records: Sequence[Mapping[str, Any]], *, now: datetime, settings: Settings
 ) -> BatchResult:
-    """Apply a batch of CONTRACT.md profiles (plus ``anonymous_id`` / ``external_id``,
-    and an optional ``at`` for when the statement was made, default ``now``)."""
+    """Apply a batch of customer profiles (docs/data-formats.md: with ``anonymous_id`` /
+    ``external_id``, and an optional ``at`` for when the statement was made, default
+    ``now``)."""
     with open_connection(engine) as connection:
         return apply_profiles(connection, records, now, settings)
 

@@ -2,7 +2,7 @@
 
 Seeded and clock-free: every method takes the time it simulates. A shop
 
-* has customers with CONTRACT.md profiles (time zone, locale, consent per channel,
+* has customers with profiles (docs/data-formats.md: time zone, locale, consent per channel,
   email, phone, push token, attributes ``tier`` and ``age_band``) and hidden traits
   (:mod:`omni_journey.lab.shop_truth`): per-channel affinity, responsiveness,
   Apple Mail Privacy Protection, dormant app installs, the hour they are active;
@@ -10,7 +10,7 @@ Seeded and clock-free: every method takes the time it simulates. A shop
   on real replenishment cycles (coffee every ~4 weeks, skincare every ~6);
 * answers sends (:meth:`Shop.respond`) with ``message.delivered`` / ``bounced`` /
   ``opened`` / ``clicked`` / ``unsubscribed`` and the orders the messages cause, as
-  CONTRACT.md events to feed through ``ingest_events`` like real provider feedback.
+  events (docs/data-formats.md) to feed through ``ingest_events`` like real provider feedback.
   Unsubscribes are also consent statements (:meth:`Shop.consent_updates`) for
   ``ingest_profiles``, as a preference centre would send them;
 * knows its truth (:meth:`Shop.true_uplift`) so a benchmark can score an oracle.
@@ -107,7 +107,8 @@ class Shop:
     # --- what the store may know ----------------------------------------------------------
 
     def profiles(self, at: datetime | None = None) -> list[dict[str, Any]]:
-        """CONTRACT.md profiles of every customer (``at``: when the statement was made)."""
+        """The profiles (docs/data-formats.md) of every customer (``at``: when the
+        statement was made)."""
         rows: list[dict[str, Any]] = []
         stamp = (at or self.start - timedelta(days=400)).isoformat()
         for i, cid in enumerate(self.customer_ids):

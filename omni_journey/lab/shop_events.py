@@ -1,4 +1,4 @@
-"""The simulator's output: CONTRACT.md event dicts, the shop's catalogue, and the
+"""The simulator's output: event dicts (docs/data-formats.md), the shop's catalogue, and the
 stand-in for the runner and the dispatcher that benchmarks use to record sends."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The store: SQLModel tables. Each table has one writer (see DESIGN.md).
+"""The store: SQLModel tables. Each table has one writer (docs/architecture.md lists them).
 
 Customer keys are strings (the ``customer_id`` users send). Merged customers keep a
 row with ``merged_into`` set, and their identities point at the survivor.
