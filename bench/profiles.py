@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.profiles --profiles 50000
 
-1. writes N CONTRACT.md profiles (customer_id, email, phone, time zone, locale,
+1. writes N profiles (docs/data-formats.md: customer_id, email, phone, time zone, locale,
    consent per channel, attributes; a push token on every third) to a JSON Lines file;
 2. imports it into a fresh SQLite store through ``import_file`` (timed);
 3. imports it again, which must change nothing (timed);
