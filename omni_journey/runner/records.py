@@ -1,4 +1,5 @@
-"""Converting between store rows and the engine's values."""
+"""Engine states as the rows the store writes (the runner reads rows through the driver:
+:mod:`omni_journey.runner.reads`)."""
 
 from __future__ import annotations
 
@@ -8,29 +9,11 @@ from typing import Any
 
 import orjson
 
-from omni_journey.engine.types import EnrollmentState, EventView
+from omni_journey.engine.types import EnrollmentState
 
-__all__ = ["context_json", "enrollment_row", "row_to_enrollment", "row_to_event"]
+__all__ = ["context_json", "enrollment_row"]
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def row_to_enrollment(row: Any) -> EnrollmentState:
-    return EnrollmentState(
-        id=row.id,
-        journey_key=row.journey_key,
-        version_id=row.journey_version_id,
-        customer_id=row.customer_id,
-        step_id=row.step_id,
-        state=row.state,
-        entered_at=row.entered_at,
-        wake_at=row.wake_at,
-        holdout=row.holdout,
-        trigger_event_id=row.trigger_event_id,
-        context=dict(row.context or {}),
-        ended_at=row.ended_at,
-        end_reason=row.end_reason,
-    )
 
 
 def enrollment_row(state: EnrollmentState, now: datetime) -> dict[str, Any]:
@@ -60,17 +43,6 @@ def context_json(context: Mapping[str, Any]) -> str:
     if type(context) is not dict:
         context = _json_safe(context)
     return orjson.dumps(context, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
-def row_to_event(row: Any) -> EventView:
-    return EventView(
-        event_id=row.event_id,
-        name=row.name,
-        customer_id=row.customer_id,
-        at=row.at,
-        properties=dict(row.properties or {}),
-        seq=row.seq,
-    )
 
 
 def _json_safe(value: Any) -> Any:

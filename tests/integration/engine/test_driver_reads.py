@@ -5,13 +5,44 @@ the same values (big integers, unicode, nesting), the same order."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import select
 
+from omni_journey.engine.types import EnrollmentState, EventView
 from omni_journey.runner.reads import events_after
-from omni_journey.runner.records import row_to_event
 from omni_journey.store.core import EVENTS
 from tests.integration.engine.conftest import T0, Shop, event
+
+
+# The reference: the same rows read through SQLAlchemy's column types.
+def row_to_event(row: Any) -> EventView:
+    return EventView(
+        event_id=row.event_id,
+        name=row.name,
+        customer_id=row.customer_id,
+        at=row.at,
+        properties=dict(row.properties or {}),
+        seq=row.seq,
+    )
+
+
+def row_to_enrollment(row: Any) -> EnrollmentState:
+    return EnrollmentState(
+        id=row.id,
+        journey_key=row.journey_key,
+        version_id=row.journey_version_id,
+        customer_id=row.customer_id,
+        step_id=row.step_id,
+        state=row.state,
+        entered_at=row.entered_at,
+        wake_at=row.wake_at,
+        holdout=row.holdout,
+        trigger_event_id=row.trigger_event_id,
+        context=dict(row.context or {}),
+        ended_at=row.ended_at,
+        end_reason=row.end_reason,
+    )
 
 
 def test_events_read_through_the_driver_equal_the_column_types_reading(shop: Shop) -> None:
@@ -41,7 +72,6 @@ def test_events_read_through_the_driver_equal_the_column_types_reading(shop: Sho
 def test_enrollments_read_through_the_driver_equal_the_column_types_reading(shop: Shop) -> None:
     from omni_journey.runner.passes import JourneyRunner
     from omni_journey.runner.reads import active_enrollments, awaiting_goal, due_enrollments
-    from omni_journey.runner.records import row_to_enrollment
     from omni_journey.store.core import ENROLLMENTS
     from tests.integration.engine.conftest import journey, profile
 
@@ -73,8 +103,6 @@ def test_enrollments_read_through_the_driver_equal_the_column_types_reading(shop
         ]
         active = active_enrollments(connection, "cart", ids)
         due = due_enrollments(connection, "cart", T0 + timedelta(days=4), 100)
-        from omni_journey.engine.types import EventView
-
         views = [EventView(b["id"], b["name"], b["customer_id"], T0 + timedelta(hours=3))
                  for b in buys]  # fmt: skip
         ended = awaiting_goal(connection, spec, views, T0 + timedelta(hours=3))
