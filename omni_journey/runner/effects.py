@@ -20,6 +20,7 @@ from omni_journey.engine.types import (
     CallWebhook,
     Converted,
     Effect,
+    EnrollmentState,
     ExitJourney,
     ScheduleWakeup,
     SendMessage,
@@ -36,6 +37,7 @@ __all__ = [
     "Rows",
     "SendDecision",
     "effects_to_rows",
+    "entries_to_rows",
     "log_row",
     "render_context",
 ]
@@ -210,6 +212,33 @@ def effects_to_rows(
         elif isinstance(effect, CallWebhook):
             rows.messages.append(_webhook_row(key, version_id, effect, now))
             report.add(key, "webhooks")
+    return rows
+
+
+def entries_to_rows(
+    key: str,
+    states: Sequence[EnrollmentState],
+    event_ids: Sequence[str | None],
+    now: datetime,
+    report: PassReport,
+) -> Rows:
+    """The rows for new enrollments (stored, so with their ids): an ``entered`` decision
+    with its trigger event and holdout, and a ``journey.entered`` event each."""
+    rows = Rows()
+    for state, event_id in zip(states, event_ids, strict=True):
+        rows.log.append(
+            log_row(
+                key, state.version_id, state.id, state.customer_id, None, "entered", now,
+                holdout=state.holdout, event_id=event_id, at=state.entered_at,
+            )
+        )  # fmt: skip
+        rows.events.append(
+            EmittedEvent(
+                f"journey.entered:{state.id}", "journey.entered", state.customer_id,
+                state.entered_at, {"journey": key, "holdout": state.holdout},
+            )
+        )  # fmt: skip
+    report.add(key, "entered", len(states))
     return rows
 
 

@@ -38,7 +38,7 @@ from omni_journey.engine.types import (
     SendMessage,
 )
 from omni_journey.runner import reads, writes
-from omni_journey.runner.effects import EmittedEvent, PassReport, effects_to_rows, log_row
+from omni_journey.runner.effects import PassReport, effects_to_rows, entries_to_rows
 from omni_journey.runner.versions import migrate_in_flight, publish_versions
 from omni_journey.runner.watch import is_trigger, next_schedule, watched_events
 from omni_journey.segments.compile import select_members
@@ -261,39 +261,8 @@ class JourneyRunner:
         if not entered:
             return
         states = writes.insert_enrollments(connection, entered, now)
-        writes.insert_log(
-            connection,
-            [
-                log_row(
-                    key,
-                    s.version_id,
-                    s.id,
-                    s.customer_id,
-                    None,
-                    "entered",
-                    now,
-                    holdout=s.holdout,
-                    event_id=effect.event_id,
-                    at=s.entered_at,
-                )
-                for s, effect in zip(states, entered, strict=True)
-            ],
-        )
-        writes.emit_events(
-            connection,
-            [
-                EmittedEvent(
-                    f"journey.entered:{s.id}",
-                    "journey.entered",
-                    s.customer_id,
-                    s.entered_at,
-                    {"journey": key, "holdout": s.holdout},
-                )
-                for s in states
-            ],
-            now,
-        )
-        report.add(key, "entered", len(states))
+        event_ids = [effect.event_id for effect in entered]
+        writes.write_rows(connection, entries_to_rows(key, states, event_ids, now, report), now)
         self._advance_and_apply(connection, key, states, by_customer, facts, now, report)
 
     # --- scheduled audiences ------------------------------------------------------------

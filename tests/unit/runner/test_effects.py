@@ -136,3 +136,26 @@ def test_rows_are_plain_values() -> None:
     row = log_row("cart", 3, 7, "ana", None, "entered", NOW)
     assert row["detail"] is None and row["at"] == NOW and row["message_id"] is None
     assert render_context(None) == {}
+
+
+def test_new_enrollments_are_an_entered_decision_and_a_journey_event_each() -> None:
+    from omni_journey.engine.types import EnrollmentState
+    from omni_journey.runner.effects import entries_to_rows
+
+    states = [
+        EnrollmentState(11, "cart", 3, "ana", "wait", "active", NOW, holdout=False),
+        EnrollmentState(12, "cart", 3, "ben", None, "active", NOW, holdout=True),
+    ]
+    report = PassReport()
+    rows = entries_to_rows("cart", states, ["add-ana", None], LATER, report)
+    assert [(r["kind"], r["enrollment_id"], r["event_id"], r["holdout"]) for r in rows.log] == [
+        ("entered", 11, "add-ana", False),
+        ("entered", 12, None, True),
+    ]
+    assert all(r["at"] == NOW and r["step_id"] is None for r in rows.log)
+    assert [(e.event_id, e.properties) for e in rows.events] == [
+        ("journey.entered:11", {"journey": "cart", "holdout": False}),
+        ("journey.entered:12", {"journey": "cart", "holdout": True}),
+    ]
+    assert rows.messages == [] and rows.updates == []
+    assert report.journeys["cart"] == {"entered": 2}
