@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import sqlite3
@@ -178,8 +179,8 @@ def run_once(
         env.update(OMNI_HOME=str(home), OMNI_PROJECT_DIR=str(args.checkout), COLUMNS="200")
         if args.checkout != REPO:
             env["PYTHONPATH"] = str(args.checkout)
-        if url:
-            env["OMNI_DATABASE_URL"] = url
+        if url:  # a database server needs the signing secret set (the CLI fails closed)
+            env.update(OMNI_DATABASE_URL=url, OMNI_SECRET_KEY=secrets.token_urlsafe(32))
         started = time.perf_counter()
         write_customers(work / "customers.jsonl", customers, args.seed)
         chunks = write_events(work, events, customers, args.seed, args.pass_every)

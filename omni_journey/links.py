@@ -5,7 +5,12 @@ A link is ``<OMNI_LINK_BASE_URL>/u/<token>`` (unsubscribe) or ``<OMNI_LINK_BASE_
 ``[version, customer id, channel, message, url]`` and the signature the first 16 bytes
 of HMAC-SHA256 over the kind and the payload, keyed with ``OMNI_SECRET_KEY``. Links
 carry a customer id, never an address; they do not expire (unsubscribe links must keep
-working), and changing the secret invalidates every link sent before.
+working). Keys rotate: the current key signs, and the keys in
+``OMNI_PREVIOUS_SECRET_KEYS`` still verify what they signed.
+
+The secret fails closed (:func:`signing_keys`): never a value from the source. Unset,
+a SQLite store gets a random key made once under ``OMNI_HOME``; a database server
+(PostgreSQL) needs ``OMNI_SECRET_KEY``, so that every process signs alike.
 
 Rendering signs the links templates show (``links.unsubscribe``, ``links.click(url)``),
 the dispatcher signs a ``List-Unsubscribe`` link when a renderer gave none, and the
@@ -16,20 +21,33 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import json
+import os
 import re
+import secrets
+import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from omni_journey.errors import OmniJourneyError
+from omni_journey.errors import ConfigError, OmniJourneyError
 from omni_journey.settings import Settings
 
-__all__ = ["InvalidLinkError", "LinkClaims", "LinkKind", "LinkSigner", "is_web_url"]
+__all__ = [
+    "InvalidLinkError",
+    "LinkClaims",
+    "LinkKind",
+    "LinkSigner",
+    "is_web_url",
+    "signing_keys",
+]
 
 LinkKind = Literal["unsubscribe", "click"]
 _PATHS: Final[dict[LinkKind, str]] = {"unsubscribe": "u", "click": "c"}
@@ -40,6 +58,11 @@ _SIGNATURE_BYTES: Final = 16
 _TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{1,8192}\.[A-Za-z0-9_-]{1,64}")
 # control characters and backslashes: browsers read them in ways that differ from ours
 _UNSAFE_URL: Final = re.compile(r"[\x00-\x1f\x7f\\]")
+MIN_SECRET_CHARS: Final = 16
+KEY_FILE: Final = "secret.key"
+# the development default of earlier versions: it is public, so it never signs
+_PUBLIC_SECRETS: Final = frozenset({"dev-insecure-secret"})
+_KEY_HINT: Final = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 class InvalidLinkError(OmniJourneyError, ValueError):
@@ -74,6 +97,66 @@ def is_web_url(url: object) -> bool:
     return bool(parts.hostname) and not _UNSAFE_URL.search(url)
 
 
+def signing_keys(settings: Settings) -> tuple[str, ...]:
+    """The keys in force, the signing key first, then the keys that only verify.
+
+    ``OMNI_SECRET_KEY`` if set (at least 16 characters, never a published value).
+    Unset with a SQLite store: a random key made once in ``<OMNI_HOME>/secret.key``
+    (mode 0600; a file others can read is refused). Unset with a database server
+    (``OMNI_DATABASE_URL`` PostgreSQL): :class:`ConfigError`, since processes on several
+    machines share the store and must share the key, and a guessable key would let
+    anyone unsubscribe anyone.
+    """
+    if settings.secret_key is not None:
+        current = _checked("OMNI_SECRET_KEY", settings.secret_key.get_secret_value())
+    elif not settings.resolved_database_url.startswith("sqlite"):
+        raise ConfigError(
+            "OMNI_SECRET_KEY",
+            "is not set; with a database server (OMNI_DATABASE_URL) every process must sign "
+            "links and webhooks with the same secret",
+            f"set it to a long random value, for example from {_KEY_HINT}",
+        )
+    else:
+        current = _home_key(settings.home / KEY_FILE)
+    previous = settings.previous_secret_keys.get_secret_value().split(",")
+    older = [_checked("OMNI_PREVIOUS_SECRET_KEYS", key.strip()) for key in previous if key.strip()]
+    return (current, *(key for key in older if key != current))
+
+
+def _checked(variable: str, key: str) -> str:
+    if key in _PUBLIC_SECRETS:
+        raise ConfigError(variable, "is a published example value", f"use {_KEY_HINT}")
+    if len(key) < MIN_SECRET_CHARS:
+        raise ConfigError(
+            variable, f"is shorter than {MIN_SECRET_CHARS} characters", f"use {_KEY_HINT}"
+        )
+    return key
+
+
+def _home_key(path: Path) -> str:
+    """The key kept in ``path``, made (atomically, mode 0600) by the first process."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+                handle.write(secrets.token_urlsafe(32) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):  # another process made it first:
+                os.link(draft, path)  # link never replaces it
+        finally:
+            draft.unlink(missing_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        raise ConfigError(
+            "OMNI_SECRET_KEY",
+            f"the key file {path} can be read by other users",
+            f"chmod 600 {path}, or set OMNI_SECRET_KEY",
+        )
+    return _checked("OMNI_SECRET_KEY", path.read_text(encoding="ascii").strip())
+
+
 def _b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -85,21 +168,27 @@ def _b64decode(text: str) -> bytes:
 class LinkSigner:
     """Builds and verifies signed links under one secret and one base URL."""
 
-    def __init__(self, secret: SecretStr | str, base_url: str) -> None:
-        raw = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
-        if not raw:
+    def __init__(self, secret: SecretStr | str | Sequence[str], base_url: str) -> None:
+        """``secret``: one key, or the signing key followed by keys that only verify."""
+        if isinstance(secret, SecretStr):
+            keys: Sequence[str] = (secret.get_secret_value(),)
+        elif isinstance(secret, str):
+            keys = (secret,)
+        else:
+            keys = secret
+        if not keys or not all(keys):
             raise ValueError("the link secret is empty (set OMNI_SECRET_KEY)")
-        self._key = raw.encode("utf-8")
+        self._keys = tuple(key.encode("utf-8") for key in keys)
         self.base_url = base_url.rstrip("/")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LinkSigner:
-        """Signing with ``OMNI_SECRET_KEY``, links under ``OMNI_LINK_BASE_URL``."""
-        return cls(settings.secret_key, settings.link_base_url)
+        """Signing with :func:`signing_keys`, links under ``OMNI_LINK_BASE_URL``."""
+        return cls(signing_keys(settings), settings.link_base_url)
 
-    def _signature(self, kind: LinkKind, payload: str) -> str:
+    def _signature(self, kind: LinkKind, payload: str, key: bytes | None = None) -> str:
         message = f"omni-journey link v{_VERSION}\n{kind}\n{payload}".encode("ascii")
-        digest = hmac.new(self._key, message, hashlib.sha256).digest()
+        digest = hmac.new(key or self._keys[0], message, hashlib.sha256).digest()
         return _b64encode(digest[:_SIGNATURE_BYTES])
 
     def _link(self, claims: LinkClaims) -> str:
@@ -139,7 +228,10 @@ class LinkSigner:
         if not _TOKEN.fullmatch(token):
             raise InvalidLinkError("malformed")
         payload, _, signature = token.partition(".")
-        if not hmac.compare_digest(self._signature(kind, payload), signature):
+        if not any(
+            hmac.compare_digest(self._signature(kind, payload, key), signature)
+            for key in self._keys
+        ):
             raise InvalidLinkError("bad-signature")
         try:
             fields = json.loads(_b64decode(payload))

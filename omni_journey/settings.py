@@ -43,9 +43,20 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated write keys the HTTP collector accepts (basic-auth user).",
     )
-    secret_key: SecretStr = Field(
-        default=SecretStr("dev-insecure-secret"),
-        description="Signs unsubscribe / preference links and webhooks. Set it in production.",
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Signs unsubscribe / click links and webhooks; at least 16 characters. Unset: with "
+            "a SQLite store, a random key made once and kept in <OMNI_HOME>/secret.key (mode "
+            "0600); with PostgreSQL, commands that sign or verify refuse to start."
+        ),
+    )
+    previous_secret_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "Comma-separated keys that no longer sign but still verify links (key rotation: "
+            "put the old OMNI_SECRET_KEY here, a new one in OMNI_SECRET_KEY)."
+        ),
     )
     default_region: str = Field(
         default="US",

@@ -16,6 +16,17 @@ from tests.support.postgres import postgres_server
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _omni_home_outside_the_repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Settings made without a home, and commands started with ``os.environ``, keep
+    their files (the generated secret key, a default SQLite file) in a temporary
+    folder, never in the working tree."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("OMNI_HOME", str(tmp_path_factory.mktemp("omni-home")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """The URL of a real PostgreSQL server's maintenance database."""

@@ -123,4 +123,18 @@ def _register() -> None:
 
 
 def main() -> None:
-    app()
+    """The ``omni-journey`` command. A setting that is missing or wrong (a
+    :class:`ConfigError`, e.g. no ``OMNI_SECRET_KEY`` with a shared store) ends it with
+    one line naming the variable and exit code 2, never a traceback."""
+    try:
+        app()
+    except Exception as error:
+        from omni_journey.errors import ConfigError  # not before it is needed: start-up
+
+        if not isinstance(error, ConfigError):
+            raise
+        from rich.console import Console
+        from rich.markup import escape
+
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(error))}")
+        raise SystemExit(2) from None

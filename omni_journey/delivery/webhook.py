@@ -19,6 +19,7 @@ import httpx
 
 from omni_journey.delivery.base import OutgoingMessage, SendResult, send_each_concurrently
 from omni_journey.errors import PermanentDeliveryError, TransientDeliveryError
+from omni_journey.links import signing_keys
 from omni_journey.settings import Settings
 
 __all__ = ["WebhookProvider", "create_webhook_provider", "sign_body"]
@@ -83,6 +84,6 @@ def create_webhook_provider(settings: Settings) -> WebhookProvider:
     client = httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
     return WebhookProvider(
         client,
-        secret=settings.secret_key.get_secret_value(),
+        secret=signing_keys(settings)[0],
         concurrency=settings.send_concurrency,
     )

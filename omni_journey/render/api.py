@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from omni_journey.links import LinkClaims, LinkSigner
+from omni_journey.links import LinkClaims, LinkSigner, signing_keys
 from omni_journey.render.checks import check_folder, check_partials, finish
 from omni_journey.render.context import RenderContext
 from omni_journey.render.options import RenderOptions
@@ -99,4 +99,4 @@ def check_templates(
 def verify_link(link: str, *, settings: Settings) -> LinkClaims:
     """The claims of a signed unsubscribe or click link, checked against
     ``OMNI_SECRET_KEY``. Raises :class:`~omni_journey.render.InvalidLinkError`."""
-    return LinkSigner(settings.secret_key, "http://verify.invalid").verify(link)
+    return LinkSigner(signing_keys(settings), "http://verify.invalid").verify(link)

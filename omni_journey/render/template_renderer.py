@@ -12,7 +12,7 @@ whatever renders an outbox row (this class, wrapped, in production).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import css_inline
 from pydantic import SecretStr
 
-from omni_journey.links import LinkSigner
+from omni_journey.links import LinkSigner, signing_keys
 from omni_journey.render.context import RenderContext
 from omni_journey.render.errors import RenderError
 from omni_journey.render.job import RenderJob
@@ -52,7 +52,7 @@ class TemplateRenderer(TemplateLibrary):
         self,
         templates_dir: Path,
         *,
-        secret_key: SecretStr | str,
+        secret_key: SecretStr | str | Sequence[str],
         options: RenderOptions | None = None,
         shown_dir: str | None = None,
     ) -> None:
@@ -78,7 +78,7 @@ class TemplateRenderer(TemplateLibrary):
         """A renderer signing links with ``OMNI_SECRET_KEY``, limits from ``settings``."""
         return cls(
             templates_dir,
-            secret_key=settings.secret_key,
+            secret_key=signing_keys(settings),
             options=options or RenderOptions.from_settings(settings),
             shown_dir=shown_dir,
         )

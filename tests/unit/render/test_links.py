@@ -110,13 +110,13 @@ def test_flipping_any_character_of_the_token_fails(customer: str, message: str, 
 
 
 def test_verify_link_uses_the_secret_from_settings() -> None:
-    settings = Settings(secret_key=SecretStr("from-settings"))
-    link = LinkSigner("from-settings", "https://x.example").click(
+    settings = Settings(secret_key=SecretStr("from-settings-0123456789"))
+    link = LinkSigner("from-settings-0123456789", "https://x.example").click(
         "https://a.example", "c", "sms", "m"
     )
     assert verify_link(link, settings=settings).url == "https://a.example"
     with pytest.raises(InvalidLinkError):
-        verify_link(link, settings=Settings(secret_key=SecretStr("other")))
+        verify_link(link, settings=Settings(secret_key=SecretStr("another-secret-0123456789")))
 
 
 def test_template_links_only_wrap_web_urls() -> None:
