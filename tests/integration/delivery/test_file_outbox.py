@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
 from omni_journey.delivery import dispatch
@@ -35,6 +36,9 @@ CHANNELS = ("email", "sms", "push")
 def _settings(tmp_path: Path) -> Settings:
     return Settings(
         home=tmp_path / "home",
+        # set, so that the flushes counted below are the outbox's alone (unset, the
+        # first command under a home makes and fsyncs a key file: see links.py)
+        secret_key=SecretStr("file-outbox-test-secret"),
         unsubscribe_url="https://shop.example.com/unsubscribe",
         rate_limits="",
         send_concurrency=1,
