@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from omni_journey.delivery.base import OutgoingMessage, SendResult
 from omni_journey.delivery.file_batch import FileBatch
-from omni_journey.delivery.mime import build_email
+from omni_journey.delivery.mime_bytes import email_bytes
 from omni_journey.errors import TransientDeliveryError
 from omni_journey.settings import Settings
 
@@ -118,7 +118,7 @@ class FileProvider:
 
     def _document(self, message: OutgoingMessage) -> bytes:
         if message.channel == "email":
-            return build_email(message, sender=self.sender).as_bytes()
+            return email_bytes(message, sender=self.sender)
         text = json.dumps(_json_document(message), indent=2, ensure_ascii=False)
         return (text + "\n").encode()
 

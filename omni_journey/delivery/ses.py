@@ -1,7 +1,7 @@
 """Email through Amazon SES v2 (``sesv2.send_email``), as Raw MIME.
 
 Raw, because SES's Simple content drops custom headers: the MIME (from
-:mod:`omni_journey.delivery.mime`) carries ``List-Unsubscribe`` and
+:mod:`omni_journey.delivery.mime_bytes`) carries ``List-Unsubscribe`` and
 ``List-Unsubscribe-Post`` (RFC 8058 one-click). ``ConfigurationSetName`` turns on event
 publishing (bounces, complaints, deliveries -> SNS -> :mod:`.feedback`) and the email
 tag ``omni_message`` lets feedback find the outbox row even before the SES message id
@@ -31,7 +31,7 @@ from omni_journey.delivery.aws_errors import (
     map_aws_error,
 )
 from omni_journey.delivery.base import OutgoingMessage, SendResult, send_each_concurrently
-from omni_journey.delivery.mime import build_email
+from omni_journey.delivery.mime_bytes import email_bytes
 from omni_journey.errors import ConfigError
 from omni_journey.settings import Settings
 
@@ -91,7 +91,7 @@ class SesProvider:
         return send_each_concurrently(messages, self._send_one, self.concurrency)
 
     def _send_one(self, message: OutgoingMessage) -> SendResult:
-        raw = build_email(message, sender=self.sender).as_bytes()
+        raw = email_bytes(message, sender=self.sender)
         request: dict[str, Any] = {
             "FromEmailAddress": self.sender,
             "Destination": {"ToAddresses": [message.to]},

@@ -6,7 +6,7 @@ Errors stop the send (the renderer raises); warnings ride along on the result.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from omni_journey.render.options import RenderOptions
 from omni_journey.render.rendered import RenderedEmail, RenderedPush, RenderedSms, RenderedWhatsApp
@@ -37,8 +37,9 @@ def _at(
 
 
 def assess_email(
-    email: RenderedEmail, subject: Where, text: Where, options: RenderOptions
+    email: RenderedEmail, subject: Where, text: Callable[[], Where], options: RenderOptions
 ) -> list[Diagnostic]:
+    """``text``: where a missing text part points, asked for only when it is missing."""
     found = []
     if not email.subject:
         found.append(_at(subject, "missing-content", "the email subject is empty"))
@@ -56,7 +57,7 @@ def assess_email(
     if not email.text.strip():
         found.append(
             _at(
-                text,
+                text(),
                 "email-no-text",
                 "the email has no plain-text part (its HTML has no text in it)",
                 hint="add text to the HTML, or write an email.txt next to email.html",

@@ -72,12 +72,13 @@ def paragraphs(text: object) -> Markup:
     """Plain text to HTML paragraphs: blank lines split paragraphs, newlines are ``<br>``.
     The text is escaped first, so customer data stays data."""
     blocks = [block.strip() for block in _BLANK_LINE.split(str(text)) if block.strip()]
-    return Markup("\n").join(
-        Markup("<p>{}</p>").format(
-            Markup("<br>\n").join(escape(line) for line in block.split("\n"))
-        )
+    # every line escaped, then joined as plain strings: Markup's own join and format
+    # would check each escaped piece again, at several times the cost
+    html = "\n".join(
+        "<p>" + "<br>\n".join([escape(line) for line in block.split("\n")]) + "</p>"
         for block in blocks
     )
+    return Markup(html)  # noqa: S704 - built from escaped lines and fixed tags only
 
 
 def one_line(text: object) -> str:

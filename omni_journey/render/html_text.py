@@ -1,17 +1,26 @@
 """The plain-text part of an email, derived from its HTML when there is no ``email.txt``.
 
 Paragraphs and headings become blocks, list items ``- item``, links ``text <url>``;
-the head, styles, scripts and hidden elements (the preheader) are left out.
+the head, styles, scripts and hidden elements (the preheader) are left out
+(:class:`~omni_journey.render.text_builder.TextBuilder` holds those rules).
 
-Why two readers: the HTML differs for every customer (names, signed links), so no cache
-of whole documents ever hits, and the standard library's ``HTMLParser`` cost about a
-third of rendering an email. Email HTML written from our templates is plain markup, so
-:func:`html_to_text` reads it with one regular expression per tag, parsing each distinct
-tag once (most tags repeat from message to message). Anything outside that plain subset
-(comments, ``<`` in text or attribute values, raw-text elements holding markup) goes to
-``HTMLParser`` instead. Both drive the same :class:`_TextBuilder`, and the subset is
-chosen so that ``HTMLParser`` would report exactly the same tags and text for it: the
-text part is the same whichever reader ran (tests compare them on the shipped templates).
+Why not just the standard library's ``HTMLParser``: it cost about a third of rendering
+an email. Email HTML written from our templates is plain markup, so
+:func:`html_to_text` reads it with one regular expression per tag (parsing each
+distinct tag once). Anything outside that plain subset (comments, ``<`` in text or
+attribute values, raw-text elements holding markup) goes to ``HTMLParser`` instead. Both
+drive the same builder, and the subset is chosen so that ``HTMLParser`` would report
+exactly the same tags and text for it: the text part is the same whichever reader ran
+(tests compare them on the shipped templates).
+
+Why it remembers: the HTML differs for every customer (names, signed links), so no
+cache of whole documents ever hits, but nearly all of it is the same from one message
+to the next. The plain reader cuts the document at each ``<`` into pieces (a tag and
+the text after it) and what a piece does depends only on the piece and on the
+builder's state before it (:meth:`TextBuilder.state`). So each (state, piece) is read
+once and its effect remembered: the text it adds and the state it leaves. A piece
+seen before in the same state costs a dictionary lookup; a new one (a customer's name,
+a signed link) is read as it always was. The text is the same either way.
 """
 
 from __future__ import annotations
@@ -19,123 +28,13 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from html import unescape
-from html.parser import HTMLParser
+from typing import Final
 
-__all__ = ["html_to_text"]
+from omni_journey.render.text_builder import BuilderState, TextBuilder
 
-_SKIP = frozenset({"head", "title", "style", "script", "template"})
-_VOID = frozenset(
-    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
-)
-_PARAGRAPH = frozenset(
-    {"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "blockquote", "pre"}
-)
-_LINE = frozenset({"div", "tr", "li", "section", "header", "footer", "td", "th", "center"})
-_HIDDEN = re.compile(r"display\s*:\s*none|mso-hide\s*:\s*all", re.IGNORECASE)
-_WHITESPACE = re.compile(r"\s+")
-_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
-_BLANK_LINES = re.compile(r"\n{3,}")
+__all__ = ["html_text_by_html_parser", "html_to_text"]
 
-Attributes = list[tuple[str, str | None]]
-
-
-class _TextBuilder(HTMLParser):
-    """Collects the text; its ``handle_*`` methods are called by ``HTMLParser.feed`` or
-    by :func:`_read_plain_markup`, which report the same tags and text."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self._open: list[tuple[str, bool]] = []  # (tag, hides its content)
-        self._hiding = 0  # entries of _open that hide their content
-        self._in_pre = 0  # entries of _open that are <pre>
-        self._href: str | None = None
-        self._link_text: list[str] = []
-        self._link_alt: str = ""
-        self._pending = 0  # line breaks owed before the next text
-
-    @property
-    def _hidden(self) -> bool:
-        return self._hiding > 0
-
-    def handle_starttag(self, tag: str, attrs: Attributes) -> None:
-        attributes = {name: value or "" for name, value in attrs}
-        if tag not in _VOID:
-            hides = tag in _SKIP or bool(_HIDDEN.search(attributes.get("style", "")))
-            self._open.append((tag, hides))
-            self._hiding += hides
-            self._in_pre += tag == "pre"
-        if self._hidden:
-            return
-        if tag == "br":
-            self._write("\n")
-        elif tag in _PARAGRAPH or tag == "hr":
-            self._break(2)
-        elif tag in _LINE:
-            self._break(1)
-        if tag == "li":
-            self._emit("- ")
-        elif tag == "a":
-            self._href = attributes.get("href", "").strip()
-            self._link_text, self._link_alt = [], ""
-        elif tag == "img" and self._href is not None:
-            self._link_alt = self._link_alt or attributes.get("alt", "").strip()
-
-    def handle_endtag(self, tag: str) -> None:
-        hidden_before = self._hidden
-        for index in range(len(self._open) - 1, -1, -1):
-            if self._open[index][0] == tag:
-                closed = self._open[index:]
-                del self._open[index:]
-                self._hiding -= sum(hides for _, hides in closed)
-                self._in_pre -= sum(name == "pre" for name, _ in closed)
-                break
-        if hidden_before:
-            return
-        if tag == "a" and self._href is not None:
-            self._close_link()
-        elif tag in _PARAGRAPH:
-            self._break(2)
-        elif tag in _LINE:
-            self._break(1)
-
-    def handle_data(self, data: str) -> None:
-        if self._hidden:
-            return
-        if not self._in_pre:
-            data = _WHITESPACE.sub(" ", data)
-        self._emit(data)
-
-    def _break(self, lines: int) -> None:
-        self._pending = max(self._pending, lines)
-
-    def _emit(self, text: str) -> None:
-        if self._href is not None:
-            self._link_text.append(text)
-        elif text.strip() or not self._pending:
-            self._write(text)
-
-    def _write(self, text: str) -> None:
-        if self._pending and self.out:
-            self.out.append("\n" * self._pending)
-        self._pending = 0
-        self.out.append(text)
-
-    def _close_link(self) -> None:
-        href, self._href = self._href or "", None
-        text = _SPACES.sub(" ", "".join(self._link_text)).strip() or self._link_alt
-        if not href.startswith(("http://", "https://")) or href == text:
-            self._write(text or href)
-        elif text:
-            self._write(f"{text} <{href}>")
-        else:
-            self._write(href)
-
-    def text(self) -> str:
-        if self._href is not None:
-            self._close_link()
-        lines = [_SPACES.sub(" ", line).strip() for line in "".join(self.out).split("\n")]
-        return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip() + "\n"
+_TextBuilder = TextBuilder  # the name the reader's tests know it by
 
 
 # --- the plain-markup reader ------------------------------------------------------------
@@ -179,51 +78,162 @@ def _end_of(tag: str) -> re.Pattern[str]:
     return re.compile(rf"</\s*{tag}\s*>", re.IGNORECASE)
 
 
-def _read_plain_markup(html: str, builder: _TextBuilder) -> bool:
-    """Feed ``html`` to ``builder`` tag by tag; ``False`` (with the builder spoilt) as
-    soon as the document leaves the plain subset."""
-    position, length = 0, len(html)
-    while position < length:
-        at = html.find("<", position)
-        if at < 0:
-            at = length
-        if at > position:
-            text = html[position:at]
-            builder.handle_data(unescape(text) if "&" in text else text)
-        if at == length:
-            return True
-        match = _MARKUP.match(html, at)
-        if match is None:
-            return False
-        position = match.end()
-        end, start = match["end"], match["start"]
-        if end is not None:
-            builder.handle_endtag(end.lower())
-            continue
-        if start is None:  # <!DOCTYPE ...>
-            continue
+# What a piece leaves the reader expecting of the next one: nothing, the end tag of a
+# raw-text element (its text already read), or that of an escapable raw-text element.
+_Expect = tuple[str, str] | None
+_RAW: Final = "raw"
+_ESCAPABLE: Final = "escapable"
+
+
+class _Outside(Exception):
+    """The document leaves the plain subset: HTMLParser reads it."""
+
+
+def _read_piece(builder: TextBuilder, piece: str, expect: _Expect) -> _Expect:
+    """Feed one piece (what follows a ``<`` up to the next) to ``builder``.
+
+    HTMLParser reads a raw-text (``script``, ``style``) or escapable raw-text (``title``,
+    ``textarea``) element up to its end tag: here that end tag must be the very next
+    ``<``, or the document is not plain."""
+    markup = "<" + piece
+    if expect is not None:
+        kind, tag = expect
+        closing = _end_of(tag).match(markup)
+        if closing is None:
+            raise _Outside
+        if kind == _RAW:  # its text was read with the start tag
+            builder.handle_endtag(tag)
+            _read_text(builder, markup[closing.end() :])
+            return None
+    match = _MARKUP.match(markup)
+    if match is None:
+        raise _Outside
+    after = markup[match.end() :]
+    end, start = match["end"], match["start"]
+    if end is not None:
+        builder.handle_endtag(end.lower())
+    elif start is not None:  # else <!DOCTYPE ...>
         tag = start.lower()
         if tag in _HANDED_OVER or (tag in _RAW_TEXT and match["closed"]):
-            return False
+            raise _Outside
         builder.handle_starttag(tag, list(_attributes(match["attrs"])) if match["attrs"] else [])
         if match["closed"]:
             builder.handle_endtag(tag)
-        elif tag in _RAW_TEXT or tag in _ESCAPABLE_RAW_TEXT:
-            closing = _end_of(tag).search(html, position)
-            if closing is None or "<" in html[position : closing.start()]:
-                return False
-            if tag in _RAW_TEXT:  # raw text is not unescaped, and hidden anyway
-                if closing.start() > position:
-                    builder.handle_data(html[position : closing.start()])
-                builder.handle_endtag(tag)
-                position = closing.end()
-    return True
+        elif tag in _RAW_TEXT:  # raw text is not unescaped, and hidden anyway
+            if after:
+                builder.handle_data(after)
+            return (_RAW, tag)
+        elif tag in _ESCAPABLE_RAW_TEXT:
+            _read_text(builder, after)
+            return (_ESCAPABLE, tag)
+    _read_text(builder, after)
+    return None
+
+
+def _read_text(builder: TextBuilder, text: str) -> None:
+    if text:
+        builder.handle_data(unescape(text) if "&" in text else text)
+
+
+def _read_plain_markup(html: str, builder: TextBuilder) -> bool:
+    """Feed ``html`` to ``builder`` piece by piece; ``False`` (with the builder spoilt)
+    as soon as the document leaves the plain subset."""
+    first, *pieces = html.split("<")
+    _read_text(builder, first)
+    expect: _Expect = None
+    try:
+        for piece in pieces:
+            expect = _read_piece(builder, piece, expect)
+    except _Outside:
+        return False
+    return expect is None
+
+
+# --- remembering what each piece does -------------------------------------------------
+
+
+class _State:
+    """One reader state, compared by identity: a cheap dictionary key (the reader's
+    memory keeps one object per state value)."""
+
+    __slots__ = ("builder", "expect")
+
+    def __init__(self, builder: BuilderState, expect: _Expect) -> None:
+        self.builder = builder
+        self.expect = expect
+
+
+_Effect = tuple[_State, str]  # the state after, the text added
+_NOT_PLAIN: Final[_Effect] = (_State(((), None, (), "", 0, False), None), "")
+# Pieces with customer data in them are new every time: start afresh past this many
+# characters remembered (a few MiB).
+_BUDGET: Final = 2_000_000
+
+
+class _Memory:
+    """The states seen (one object each) and the effect of each (state, piece) read."""
+
+    def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        self.states: dict[tuple[BuilderState, _Expect], _State] = {}
+        self.effects: dict[tuple[_State, str], _Effect] = {}
+        self.size = 0  # characters of the pieces and texts in ``effects``
+
+    def state_of(self, builder: TextBuilder, expect: _Expect) -> _State:
+        value = (builder.state(), expect)
+        state = self.states.get(value)
+        if state is None:
+            state = self.states.setdefault(value, _State(*value))
+        return state
+
+    def effect(self, state: _State, piece: str) -> _Effect:
+        """Read ``piece`` in ``state`` (on a builder resumed there) and remember it."""
+        builder = TextBuilder.resume(state.builder)
+        try:
+            expect = _read_piece(builder, piece, state.expect)
+        except _Outside:
+            effect = _NOT_PLAIN
+        else:
+            effect = (self.state_of(builder, expect), "".join(builder.out))
+        self.effects[(state, piece)] = effect
+        self.size += len(piece) + len(effect[1])
+        return effect
+
+
+_MEMORY = _Memory()
+
+
+def _read_remembering(html: str) -> str | None:
+    """The text part by the plain reader, ``None`` if the document is not plain."""
+    memory = _MEMORY
+    if memory.size > _BUDGET:
+        memory.forget()
+    first, *pieces = html.split("<")
+    builder = TextBuilder()
+    _read_text(builder, first)
+    state = memory.state_of(builder, None)
+    out = ["".join(builder.out)]
+    effects = memory.effects
+    for piece in pieces:
+        effect = effects.get((state, piece)) or memory.effect(state, piece)
+        if effect is _NOT_PLAIN:
+            return None
+        state, added = effect
+        out.append(added)
+    if state.expect is not None:
+        return None
+    builder = TextBuilder.resume(state.builder)
+    if builder.out:
+        builder.out = ["".join(out)]
+    return builder.text()
 
 
 def html_text_by_html_parser(html: str) -> str:
     """The text part as the standard library's ``HTMLParser`` reads ``html``: what
     :func:`html_to_text` falls back to, and what tests compare it with."""
-    builder = _TextBuilder()
+    builder = TextBuilder()
     builder.feed(html)
     builder.close()
     return builder.text()
@@ -231,7 +241,5 @@ def html_text_by_html_parser(html: str) -> str:
 
 def html_to_text(html: str) -> str:
     """A readable plain-text rendering of an HTML email."""
-    builder = _TextBuilder()
-    if _read_plain_markup(html, builder):
-        return builder.text()
-    return html_text_by_html_parser(html)
+    text = _read_remembering(html)
+    return text if text is not None else html_text_by_html_parser(html)

@@ -62,20 +62,21 @@ class RenderJob:
 
     def render_string(self, source: str, target: Target) -> str:
         try:
-            return self.library.string_template(source).render(self.variables)
+            return self.library.render_string(source, self.variables)
         except Exception as error:
             self.fail(self.library.diagnose(error, target))
 
     def render_file(self, name: str | None, default: str, label: str) -> str:
         """The variant file ``name`` of the message, or the built-in ``default``."""
-        if name is None:
-            template_name, target = default, Target(self.content.default, label=label)
-        else:
-            template_name = f"{self.key}/{name}"
-            target = Target(file_document(self.folder.directory / name, self.folder.show(name)))
+        template_name = default if name is None else f"{self.key}/{name}"
         try:
             return self.library.environment.get_template(template_name).render(self.variables)
         except Exception as error:
+            # the file is read for its lines only when there is a problem to show
+            if name is None:
+                target = Target(self.content.default, label=label)
+            else:
+                target = Target(file_document(self.folder.directory / name, self.folder.show(name)))
             self.fail(self.library.diagnose(error, target))
 
     def where(self, name: str | None, fallback: YamlPath) -> Where:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from jinja2 import Template
+from jinja2 import Template, nodes
 
 from omni_journey.render.environment import build_environment
 from omni_journey.render.errors import RenderError
@@ -25,6 +26,13 @@ from omni_journey.spec.loader import Document, load_yaml
 __all__ = ["TemplateLibrary"]
 
 
+def _is_plain_text(tree: nodes.Template) -> bool:
+    """A template of text only: no expression, tag or variable, so no context."""
+    return all(
+        isinstance(node, (nodes.Output, nodes.TemplateData)) for node in tree.find_all(nodes.Node)
+    )
+
+
 class TemplateLibrary:
     """One templates folder, read lazily and cached: make one per batch or command."""
 
@@ -34,6 +42,7 @@ class TemplateLibrary:
         self.shown_dir = shown_dir or self.templates_dir.as_posix()
         self.environment = build_environment(self.templates_dir)
         self._strings: dict[str, Template] = {}
+        self._constants: dict[str, str | None] = {}  # a string without Jinja: its output
         self._folders: dict[str, MessageFolder | None] = {}
         self._contents: dict[tuple[str, str | None], tuple[Content | None, list[Diagnostic]]] = {}
         self._variants: dict[tuple[str, str], tuple[Document | None, list[Diagnostic]]] = {}
@@ -47,6 +56,16 @@ class TemplateLibrary:
         if template is None:
             template = self._strings[source] = self.environment.from_string(source)
         return template
+
+    def render_string(self, source: str, variables: Mapping[str, Any]) -> str:
+        """``source`` rendered with ``variables``. A value with no Jinja in it (most
+        headlines, links, button texts) renders the same for everyone: rendered once."""
+        template = self.string_template(source)
+        if source not in self._constants:
+            plain = _is_plain_text(self.environment.parse(source))
+            self._constants[source] = template.render() if plain else None
+        constant = self._constants[source]
+        return constant if constant is not None else template.render(variables)
 
     def message_keys(self) -> list[str]:
         """Every message folder under the templates folder (``_partials`` is not one)."""

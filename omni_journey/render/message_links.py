@@ -23,12 +23,23 @@ class MessageLinks:
         self._customer_id = customer_id
         self._channel = channel
         self._message = message
+        # signing is deterministic: a link asked for twice in one render is signed once
+        self._unsubscribe: str | None = None
+        self._clicks: dict[str, str] = {}
 
     @property
     def unsubscribe(self) -> str:
-        return self._signer.unsubscribe(self._customer_id, self._channel, self._message)
+        if self._unsubscribe is None:
+            self._unsubscribe = self._signer.unsubscribe(
+                self._customer_id, self._channel, self._message
+            )
+        return self._unsubscribe
 
     def click(self, url: object) -> str:
         if not isinstance(url, str) or not is_web_url(url):
             raise ValueError("links.click() takes an http(s) URL")
-        return self._signer.click(url, self._customer_id, self._channel, self._message)
+        link = self._clicks.get(url)
+        if link is None:
+            link = self._signer.click(url, self._customer_id, self._channel, self._message)
+            self._clicks[url] = link
+        return link

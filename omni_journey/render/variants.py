@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import css_inline
@@ -88,7 +89,8 @@ def render_email(job: RenderJob, inliner: css_inline.CSSInliner, options: Render
         unsubscribe_url=job.links.unsubscribe,
     )
     subject_at = (job.content.origin(("subject",)), ("subject",))
-    text_at = job.where(text_name or html_name, ("body",))
+    # where a missing text part points (its file is read only if it is missing)
+    text_at = partial(job.where, text_name or html_name, ("body",))
     return email, assess_email(email, subject_at, text_at, options)
 
 

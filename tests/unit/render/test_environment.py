@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, UndefinedError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
 
 from omni_journey.render.environment import build_environment, one_line, paragraphs
 
@@ -95,6 +99,25 @@ def test_builtin_partials_serve_projects_without_their_own(tmp_path: Path) -> No
 
 def test_paragraphs_escapes_then_marks_up() -> None:
     assert str(paragraphs("a <b>\nc\n\n  \nd")) == "<p>a &lt;b&gt;<br>\nc</p>\n<p>d</p>"
+
+
+def _paragraphs_with_markup(text: str) -> Markup:
+    """``paragraphs`` written with Markup's own join and format (as it was)."""
+    blocks = [block.strip() for block in re.split(r"\n\s*\n", text) if block.strip()]
+    return Markup("\n").join(
+        Markup("<p>{}</p>").format(
+            Markup("<br>\n").join(escape(line) for line in block.split("\n"))
+        )
+        for block in blocks
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from([*"a <>&\"'\n\t\r", "é", "{", "}", "%"]), max_size=60))
+def test_paragraphs_marks_up_as_markup_would(text: str) -> None:
+    made = paragraphs(text)
+    assert isinstance(made, Markup)
+    assert made == _paragraphs_with_markup(text)
 
 
 def test_one_line() -> None:

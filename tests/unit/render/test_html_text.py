@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from omni_journey.render import (
     RenderContext,
@@ -12,6 +14,7 @@ from omni_journey.render import (
     RenderError,
     TemplateRenderer,
     customer_profile,
+    html_text,
     sample_context,
     variants,
 )
@@ -143,3 +146,56 @@ def test_the_text_part_of_every_shipped_email_is_what_html_parser_reads(key: str
 )
 def test_any_markup_reads_as_html_parser_reads_it(html: str) -> None:
     assert html_to_text(html) == html_text_by_html_parser(html)
+
+
+# --- what the reader remembers ----------------------------------------------------------
+
+_FRAGMENTS = st.sampled_from(
+    [
+        "<p>", "</p>", "<br>", "<div style='display:none'>", "</div>", "<pre>", "</pre>",
+        '<a href="https://x.example/a?b=1&amp;c=2">', "<a href=mailto:x@example.com>", "</a>",
+        '<img src="l.png" alt="Logo">', "<ul><li>", "</li></ul>", "<td>", "</td>", "<h1>",
+        "</h1>", "<title>", "</title>", "<style>", "</style>", "<script>", "</script>",
+        "<!DOCTYPE html>", "<!-- c -->", "<P CLASS=x>", "<br/>", "</ p>", "<", ">", "&amp;",
+        "&copy", "text", "  spaced\n  out ", "Zoë", "\t", "\n\n",
+    ]
+)  # fmt: skip
+
+
+def _read_afresh(html: str) -> str:
+    """The plain reader with nothing remembered (HTMLParser when it is not plain)."""
+    builder = _TextBuilder()
+    if _read_plain_markup(html, builder):
+        return builder.text()
+    return html_text_by_html_parser(html)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_FRAGMENTS, max_size=40).map("".join))
+def test_any_document_reads_the_same_remembered_or_not(html: str) -> None:
+    expected = _read_afresh(html)
+    assert html_to_text(html) == expected
+    assert html_to_text(html) == expected  # every piece remembered now
+
+
+def test_a_document_like_one_read_before_costs_only_its_new_pieces() -> None:
+    renderer = TemplateRenderer(TEMPLATES, secret_key="test")
+    contexts = _customers()
+    html_text._MEMORY.forget()  # so that it does not forget between the two
+    _rendered_text(renderer, "cart_reminder", contexts[3])
+    remembered = len(html_text._MEMORY.effects)
+    text, html = _rendered_text(renderer, "cart_reminder", contexts[5])
+    assert text == html_text_by_html_parser(html)
+    # the customer's name, product and signed links: a handful of pieces out of many
+    assert len(html_text._MEMORY.effects) - remembered <= 12 < html.count("<") / 4
+
+
+def test_forgetting_changes_nothing() -> None:
+    renderer = TemplateRenderer(TEMPLATES, secret_key="test")
+    for context in _customers():
+        try:
+            text, html = _rendered_text(renderer, "welcome", context)
+        except RenderError:
+            continue
+        html_text._MEMORY.forget()
+        assert html_to_text(html) == text
