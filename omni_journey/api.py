@@ -80,7 +80,9 @@ def identify(customer_id: str, *, settings: Settings | None = None, **profile: A
     """Create or update one customer profile (docs/data-formats.md: ``email``, ``phone``,
     ``push_tokens``, ``timezone``, ``locale``, ``consent``, ``attributes``, plus
     ``anonymous_id`` / ``external_id``). Linking an anonymous id merges the anonymous
-    customer's history into this one. Raises ``IngestError`` when rejected.
+    customer's history into this one; an identity that belongs to another customer
+    known by its own id is refused (``identity-conflict``) unless ``merge=True`` asks
+    for the merge. Raises ``IngestError`` when rejected.
     """
     settings = settings or get_settings()
     now = datetime.now(UTC)

@@ -220,6 +220,14 @@ class Settings(BaseSettings):
             "of 8 MiB or more on a machine with two or more cores."
         ),
     )
+    rejects_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description=(
+            "Days a rejects file (<OMNI_HOME>/rejects, rejected import lines as they were "
+            "read: personal data) is kept; older ones are deleted when a new one is written."
+        ),
+    )
     max_body_bytes: int = Field(
         default=512 * 1024,
         ge=1024,

@@ -102,8 +102,10 @@ def customers_import(path: FileArgument, file_format: FormatOption = None) -> No
     """Import customer profiles: JSON Lines, or CSV with consent.<channel> and
     attributes.<key> columns (the formats: docs/data-formats.md in the repository).
     Prints accepted / duplicates / rejected; rejected lines go to a rejects file with
-    their line number and reason. Exit 0 even with rejects; exit 2 when the file cannot
-    be read."""
+    their line number and reason. A profile that would merge two customers known by
+    their own ids (say, two customer_ids sharing an email) is rejected as
+    identity-conflict unless the line says "merge": true. Exit 0 even with rejects;
+    exit 2 when the file cannot be read."""
     _import(path, "customers", file_format)
 
 

@@ -16,6 +16,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 
 from omni_journey.collector.refusals import RequestRefused
+from omni_journey.ingest.limits import loads
 
 __all__ = ["parse_object", "read_body"]
 
@@ -68,7 +69,7 @@ def _too_large(limit: int) -> RequestRefused:
 def parse_object(body: bytes) -> dict[str, Any]:
     """The body as a JSON object, or a 400 saying why not."""
     try:
-        payload = orjson.loads(body)
+        payload = loads(body)  # integers past 64 bits stay exact: numeric user ids
     except orjson.JSONDecodeError:
         raise RequestRefused(400, "invalid-json", "the body is not valid JSON") from None
     if not isinstance(payload, dict):

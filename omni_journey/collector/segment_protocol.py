@@ -1,7 +1,11 @@
 """Segment Spec messages -> omni-journey event and profile records. Pure: no I/O, no clock.
 
 ``track``, ``page`` and ``screen`` become events (``page.viewed``, ``screen.viewed``);
-``identify`` and ``alias`` become profiles (``alias`` joins ``previousId`` to ``userId``).
+``identify`` and ``alias`` become profiles (``alias`` joins ``previousId`` to ``userId``,
+and is the one call that may merge two customers known by their own ids).
+Ids (``userId``, ``anonymousId``, ``previousId``, ``messageId``) are strings or whole
+numbers, kept exactly as written; each field of a message nests at most ``MAX_DEPTH``
+levels (:mod:`omni_journey.ingest.limits`).
 A message that cannot be mapped raises :class:`~omni_journey.errors.IngestError` with a
 stable, PII-free reason; :func:`map_batch` keeps those per item so the rest goes in.
 """
@@ -16,6 +20,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from omni_journey.errors import IngestError
+from omni_journey.ingest.limits import check_depth
 
 __all__ = [
     "CALL_TYPES",
@@ -123,6 +128,10 @@ def map_message(
 ) -> MappedRecord:
     """Map one Segment message. ``call`` is the endpoint's type (``/v1/track`` -> "track");
     without it the message's own ``type`` decides, as in a batch."""
+    # before anything reads it: the content hash of a message without a messageId
+    # walks all of it, and a message nested a thousand levels deep would overflow it
+    for value in message.values():
+        check_depth(value, "a field of the message")
     kind = call or message.get("type")
     if kind is None:
         raise IngestError("missing-type", f"expected 'type': one of {', '.join(CALL_TYPES)}")
@@ -209,7 +218,9 @@ def _alias(message: Mapping[str, Any]) -> dict[str, Any]:
     previous_id = _optional_id(message, "previousId")
     if user_id is None or previous_id is None:
         raise IngestError("missing-user-id", "an alias call needs both 'userId' and 'previousId'")
-    return {"customer_id": user_id, "anonymous_id": previous_id}
+    # an alias is the explicit request to join two identities: it may merge two
+    # customers known by their own ids (an identify never does)
+    return {"customer_id": user_id, "anonymous_id": previous_id, "merge": True}
 
 
 def _user_ids(message: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -280,8 +291,10 @@ def _optional_id(message: Mapping[str, Any], key: str) -> str | None:
     value = message.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise IngestError("invalid-id", f"{key} must be a string or a number")
+    if isinstance(value, float):  # 1.5, 1e20, or an integer read inexactly: never rounded
+        raise IngestError("invalid-id", f"{key} is a decimal number; send it as a string")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise IngestError("invalid-id", f"{key} must be a string or a whole number")
     text = str(value).strip()
     return text or None
 

@@ -2,7 +2,9 @@
 (``/inbound/sms``).
 
 The SNS signature is the authentication (no write key), checked by
-:func:`omni_journey.delivery.feedback.handle_sns_notification`. A subscription is
+:func:`omni_journey.delivery.feedback.handle_sns_notification` once the topic is known
+to be one of ``OMNI_FEEDBACK_TOPIC_ARNS`` (checked here first, so a message from any
+other topic never makes the collector fetch a signing certificate). A subscription is
 confirmed only through a ``SubscribeURL`` that is https on an SNS host, so a forged
 confirmation cannot make the collector fetch an arbitrary URL.
 """
@@ -88,6 +90,11 @@ async def handle_sns(
 ) -> Response:
     """One SNS message: verified, applied, and (a subscription) confirmed."""
     envelope = parse_object(await read_body(request, settings.max_body_bytes))
+    # The topic first: a message from a topic we do not take never makes us fetch a
+    # signing certificate (an attacker could otherwise have us fetch on every POST).
+    topic = envelope.get("TopicArn")
+    if not isinstance(topic, str) or topic not in settings.accepted_feedback_topics:
+        raise RequestRefused(403, "topic-not-accepted", "the SNS message was refused")
     if source == "sms" and not _inbound_sms_shape(envelope):
         raise RequestRefused(
             400, "not-inbound-sms", "expected an SNS notification of an inbound SMS"

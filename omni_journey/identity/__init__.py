@@ -13,7 +13,10 @@ Two rules, deliberately different:
 * A **profile** speaks for the person: when its linking identities (customer id,
   external id, email, phone, anonymous id) belong to several customers, they are
   merged. The customer named by ``customer_id`` survives, else the oldest, preferring
-  customers created from a real id over ones created from an identity. A push token a
+  customers created from a real id over ones created from an identity. Two customers
+  each known by a real id merge only when the profile asks (``merge``; a Segment
+  alias): otherwise the profile is refused as an ``identity-conflict``
+  (:mod:`omni_journey.identity.conflicts`). A push token a
   profile claims *moves* to it instead (a device changes hands; merging everyone who
   ever used a shared tablet would be wrong).
 

@@ -28,12 +28,18 @@ CUSTOMER_ID_MAX: Final = 128
 IDENTITY_MAX: Final = 512
 _CHUNK: Final = 1000
 _DERIVED = re.compile(r"auto-[0-9a-f]{24}")
+_ID_FIELDS: Final = frozenset({"id", "push_tokens", *KINDS})
 
 
 def normalize_text(value: object, *, field: str, max_length: int = IDENTITY_MAX) -> str:
-    """An opaque id or token: a string (or integer), stripped, 1..max_length characters."""
+    """An opaque id or token: a string (or integer, exactly as written), stripped,
+    1..max_length characters. A decimal number is refused (``invalid-id`` for an id):
+    ``1e20`` or ``2**64`` read as a float has lost the digits that told ids apart."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
+    elif isinstance(value, float):
+        reason = "invalid-id" if _is_id_field(field) else "invalid-field"
+        raise IngestError(reason, f"{field} is a decimal number; send it as a string")
     if not isinstance(value, str):
         raise IngestError("invalid-field", f"{field} must be a string")
     text = value.strip()
@@ -46,6 +52,10 @@ def normalize_text(value: object, *, field: str, max_length: int = IDENTITY_MAX)
     if "\x00" in text:
         raise IngestError("invalid-field", f"{field} contains a NUL character")
     return text
+
+
+def _is_id_field(field: str) -> bool:
+    return field in _ID_FIELDS or field.startswith("identities.")
 
 
 def _is_storable(text: str) -> bool:

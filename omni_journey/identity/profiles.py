@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
+from omni_journey.identity.conflicts import check_no_conflict
 from omni_journey.identity.keys import IdentityKey, derive_customer_id, is_derived_customer_id
 from omni_journey.identity.lookup import (
     _chunks,
@@ -173,13 +174,24 @@ class IdentityGraph:
         customer_id: str | None,
         keys: Sequence[IdentityKey],
         movable: Sequence[IdentityKey] = (),
+        *,
+        merge: bool = False,
     ) -> tuple[CustomerState, bool]:
         """The customer a profile speaks for, and whether the graph changed.
 
         ``keys`` are linking identities (merged on), ``movable`` ones (push tokens)
         move to the survivor. Without ``customer_id``, ``keys`` must not be empty.
+        Customers known only by an identity (derived ids: an anonymous visitor) merge
+        into the survivor; two customers known by their own ids merge only when
+        ``merge`` asks for it, else :class:`IngestError` (``identity-conflict``) is
+        raised before anything changes.
         """
         owners = list(dict.fromkeys(o for o in map(self.owner, keys) if o is not None))
+        if not merge:
+            named = None
+            if customer_id is not None:
+                named = self.owner(("customer_id", customer_id)) or customer_id
+            check_no_conflict(named, [(key[0], self.owner(key)) for key in keys])
         if customer_id is not None:
             survivor_id = self.owner(("customer_id", customer_id)) or customer_id
         elif owners:

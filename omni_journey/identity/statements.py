@@ -26,3 +26,4 @@ class Profile:
     attributes: dict[str, Any]
     at: datetime
     seeds: list[str] = field(default_factory=list)
+    merge: bool = False  # asked to merge customers known by their own ids

@@ -9,6 +9,7 @@ every large import (tests/integration/test_import_reader.py pins it).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from omni_journey.identity import (
     normalize_identity,
     normalize_text,
 )
+from omni_journey.ingest.limits import MAX_DEPTH, check_depth, check_time_range
 
 __all__ = [
     "CheckedEvents",
@@ -83,16 +85,18 @@ class _Checked:
 
 
 def timestamp(value: object, name: str) -> datetime:
+    """An ISO 8601 string or an aware datetime, with a zone, within the accepted range
+    (:mod:`omni_journey.ingest.limits`)."""
     if type(value) is str:
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             raise IngestError("invalid-timestamp", f"{name} is not an ISO 8601 timestamp") from None
         if parsed.tzinfo is not None:
-            return parsed
+            return check_time_range(parsed, name)
     elif isinstance(value, datetime):
         if value.tzinfo is not None and value.utcoffset() is not None:
-            return value
+            return check_time_range(value, name)
     else:
         raise IngestError("invalid-timestamp", f"{name} must be an ISO 8601 string")
     raise IngestError("invalid-timestamp", f"{name} has no time zone (add Z or +hh:mm)")
@@ -113,10 +117,24 @@ def json_text(value: object, name: str) -> str:
     try:
         data = orjson.dumps(value)
     except (TypeError, orjson.JSONEncodeError):
-        raise IngestError("invalid-field", f"{name} is not JSON-serialisable") from None
+        data = _json_fallback(value, name)
+    if data.count(b"{") + data.count(b"[") > MAX_DEPTH:  # else it cannot nest that deep
+        check_depth(value, name)
     if b"\\u0000" in data:
         raise IngestError("invalid-field", f"{name} contains a NUL character")
     return data.decode()
+
+
+def _json_fallback(value: dict[str, Any], name: str) -> bytes:
+    """What orjson refuses: nesting past its own limit (checked first, so the standard
+    library never recurses deeply), and integers past 64 bits (kept exact)."""
+    check_depth(value, name)
+    try:
+        return json.dumps(
+            value, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode()
+    except (TypeError, ValueError):
+        raise IngestError("invalid-field", f"{name} is not JSON-serialisable") from None
 
 
 def label(key: object) -> str:

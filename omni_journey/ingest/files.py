@@ -11,62 +11,27 @@ read at all raises :class:`ImportFileError` before anything is stored.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import orjson
 from sqlalchemy import Connection, Engine
 
 from omni_journey.identity import KnownCustomers
+from omni_journey.ingest.event_rows import Reject
 from omni_journey.ingest.events import store_events
-from omni_journey.ingest.import_chunks import import_chunks
+from omni_journey.ingest.import_chunks import Chunk, import_chunks
 from omni_journey.ingest.profiles import store_profiles
 from omni_journey.ingest.readers import (
     FileFormat,
-    ImportFileError,
     detect_format,
 )
+from omni_journey.ingest.rejects import RejectsFile
 from omni_journey.ingest.results import ImportResult
 from omni_journey.ingest.transactions import open_connection, write_transaction
 from omni_journey.settings import Settings
 
 __all__ = ["import_file"]
-
-
-class _RejectsFile:
-    """The JSON Lines rejects file, created on the first reject."""
-
-    def __init__(self, directory: Path, kind: str, source: Path, now: datetime) -> None:
-        stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-        self._directory = directory
-        self._stem = f"{kind}-{source.stem}-{stamp}"
-        self.path: Path | None = None
-        self._handle: Any = None
-        self.count = 0
-
-    def write(self, line: int, reason: str, detail: str, raw: bytes) -> None:
-        if self._handle is None:
-            self._directory.mkdir(parents=True, exist_ok=True)
-            for attempt in range(1000):
-                suffix = f"-{attempt}" if attempt else ""
-                candidate = self._directory / f"{self._stem}{suffix}.rejects.jsonl"
-                try:
-                    self._handle = candidate.open("xb")
-                except FileExistsError:
-                    continue
-                self.path = candidate
-                break
-            else:  # pragma: no cover - a thousand imports in one second
-                raise ImportFileError(self._directory, "cannot create a rejects file")
-        text = raw.decode("utf-8", "replace").rstrip("\r\n")
-        entry = {"line": line, "reason": reason, "detail": detail, "raw": text}
-        self._handle.write(orjson.dumps(entry) + b"\n")
-        self.count += 1
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
 
 
 def import_file(
@@ -90,7 +55,7 @@ def import_file(
     """
     path = Path(path)
     fmt: FileFormat = detect_format(path, file_format)
-    rejects = _RejectsFile(settings.rejects_dir, kind, path, now)
+    rejects = RejectsFile(settings.rejects_dir, kind, path, now, settings.rejects_retention_days)
     # One connection for the whole file (each batch is still its own transaction), so
     # SQLite keeps its page cache warm between batches.
     with open_connection(engine, bulk=True) as connection:
@@ -106,7 +71,7 @@ def _import_profiles(
     connection: Connection,
     path: Path,
     fmt: FileFormat,
-    rejects: _RejectsFile,
+    rejects: RejectsFile,
     settings: Settings,
     now: datetime,
     progress: Callable[[int], None] | None,
@@ -129,22 +94,32 @@ def _import_profiles(
         now=now,
     ) as chunks:
         for chunk in chunks:
+            found = chunk.rejects
             if chunk.profiles:
-                stored = store_profiles(connection, chunk.profiles, now)
+                stored, conflicts = store_profiles(connection, chunk.profiles, now)
                 accepted += stored
-                duplicates += len(chunk.profiles) - stored
-            for line, reason, detail, raw in chunk.rejects:
+                duplicates += len(chunk.profiles) - stored - len(conflicts)
+                if conflicts:
+                    found = sorted([*found, *_lines_of(chunk, conflicts)], key=lambda e: e[0])
+            for line, reason, detail, raw in found:
                 rejects.write(line, reason, detail, raw)
             if progress is not None:
                 progress(chunk.bytes_read)
     return ImportResult(accepted, duplicates, rejects.count, rejects.path)
 
 
+def _lines_of(chunk: Chunk, refused: list[Reject]) -> list[tuple[int, str, str, bytes]]:
+    """Profiles refused while storing, as rejects-file entries of their lines."""
+    return [
+        (chunk.sources[r.index][0], r.reason, r.detail, chunk.sources[r.index][1]) for r in refused
+    ]
+
+
 def _import_events(
     connection: Connection,
     path: Path,
     fmt: FileFormat,
-    rejects: _RejectsFile,
+    rejects: RejectsFile,
     settings: Settings,
     now: datetime,
     progress: Callable[[int], None] | None,

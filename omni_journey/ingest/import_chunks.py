@@ -57,6 +57,7 @@ class Chunk:
 
     checked: CheckedEvents = field(default_factory=CheckedEvents)
     profiles: list[Profile] = field(default_factory=list)
+    sources: list[tuple[int, bytes]] = field(default_factory=list)  # each profile's line
     rejects: list[tuple[int, str, str, bytes]] = field(default_factory=list)
     bytes_read: int = 0
 
@@ -89,6 +90,12 @@ def _profile_chunks(batches: Iterator[Batch], job: _Job) -> Iterator[Chunk]:
             found += [
                 (batch.lines[r.index], r.reason, r.detail, batch.raws[r.index]) for r in rejected
             ]
+            refused = {r.index for r in rejected}
+            chunk.sources = [
+                (line, raw)
+                for index, (line, raw) in enumerate(zip(batch.lines, batch.raws, strict=True))
+                if index not in refused
+            ]  # the line and text of a profile storing may still refuse (a conflict)
         chunk.rejects = sorted(found, key=lambda entry: entry[0])
         yield chunk
 

@@ -99,6 +99,9 @@ def parse_profile(record: Mapping[str, Any], region: str, now: datetime) -> Prof
     attributes = record.get("attributes") or {}
     attributes = orjson.loads(json_text(attributes, "attributes"))
     at = record.get("at")
+    merge = record.get("merge", False)
+    if not isinstance(merge, bool):
+        raise IngestError("invalid-field", "merge must be true or false")
     profile = Profile(
         customer_id=customer_id,
         linking=tuple(linking),
@@ -107,6 +110,7 @@ def parse_profile(record: Mapping[str, Any], region: str, now: datetime) -> Prof
         consent=dict(consent),
         attributes=attributes,
         at=now if at in (None, "") else timestamp(at, "at"),
+        merge=merge,
     )
     if customer_id is None:
         profile.seeds.append(derive_customer_id(linking[0]))

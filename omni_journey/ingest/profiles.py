@@ -7,7 +7,9 @@ so importing a file again reports every line as a duplicate and writes nothing.
 
 The profiles of a batch that merge nobody are applied set-based
 (:mod:`omni_journey.identity.profile_batch`); the others walk the identity graph in
-input order, as a merge depends on what the profiles before it linked.
+input order, as a merge depends on what the profiles before it linked. A profile that
+would merge two customers known by their own ids without asking (``merge: true``) is
+refused whole as an ``identity-conflict`` (:mod:`omni_journey.identity.conflicts`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from omni_journey.errors import IngestError
 from omni_journey.identity import IdentityGraph
 from omni_journey.identity.profile_batch import (
     apply_independent,
@@ -26,6 +29,7 @@ from omni_journey.identity.profile_batch import (
     split_independent,
 )
 from omni_journey.identity.statements import Profile
+from omni_journey.ingest.event_rows import Reject
 from omni_journey.ingest.profile_rows import parse_profiles
 from omni_journey.ingest.results import BatchResult
 from omni_journey.ingest.transactions import open_connection, write_transaction
@@ -56,26 +60,45 @@ def apply_profiles(
     profiles, rejected = parse_profiles(records, settings.default_region, now)
     if not profiles:
         return BatchResult(0, 0, rejected)
-    accepted = store_profiles(connection, profiles, now)
-    return BatchResult(accepted, len(profiles) - accepted, rejected)
+    accepted, conflicts = store_profiles(connection, profiles, now)
+    if conflicts:  # profile positions -> record positions
+        refused = {reject.index for reject in rejected}
+        positions = [i for i in range(len(records)) if i not in refused]
+        rejected += [Reject(positions[c.index], c.reason, c.detail) for c in conflicts]
+        rejected.sort(key=lambda reject: reject.index)
+    return BatchResult(accepted, len(profiles) - accepted - len(conflicts), rejected)
 
 
-def store_profiles(connection: Connection, profiles: Sequence[Profile], now: datetime) -> int:
-    """Checked profiles applied in one transaction of their own; how many changed the
-    store (the others are duplicates)."""
+def store_profiles(
+    connection: Connection, profiles: Sequence[Profile], now: datetime
+) -> tuple[int, list[Reject]]:
+    """Checked profiles applied in one transaction of their own: how many changed the
+    store (the others are duplicates, or refused), and the profiles refused as identity
+    conflicts (indexed by their position in ``profiles``; nothing of them stored)."""
     with write_transaction(connection, exclusive=True):
         owners = batch_owners(connection, profiles)
         independent, linked = split_independent(profiles, owners)
         accepted = apply_independent(connection, independent, owners, now)
+        conflicts: list[Reject] = []
         if linked:
-            accepted += _apply_through_graph(connection, linked, now)
-    return accepted
+            positions = {id(profile): index for index, profile in enumerate(profiles)}
+            changed, refused = _apply_through_graph(connection, linked, now)
+            accepted += changed
+            conflicts = [
+                Reject(positions[id(profile)], error.reason, error.detail)
+                for profile, error in refused
+            ]
+    return accepted, sorted(conflicts, key=lambda reject: reject.index)
 
 
-def _apply_through_graph(connection: Connection, profiles: Sequence[Profile], now: datetime) -> int:
+def _apply_through_graph(
+    connection: Connection, profiles: Sequence[Profile], now: datetime
+) -> tuple[int, list[tuple[Profile, IngestError]]]:
     """Profiles that merge customers, move push tokens or share a customer with another
-    profile of the batch, one by one in input order; how many changed the store."""
+    profile of the batch, one by one in input order: how many changed the store, and
+    the ones refused (a merge of two known customers nobody asked for)."""
     accepted = 0
+    refused: list[tuple[Profile, IngestError]] = []
     graph = IdentityGraph.load(
         connection,
         keys=[k for p in profiles for k in (*p.linking, *p.push)],
@@ -83,7 +106,13 @@ def _apply_through_graph(connection: Connection, profiles: Sequence[Profile], no
         now=now,
     )
     for profile in profiles:
-        customer, changed = graph.link(profile.customer_id, profile.linking, profile.push)
+        try:
+            customer, changed = graph.link(
+                profile.customer_id, profile.linking, profile.push, merge=profile.merge
+            )
+        except IngestError as error:  # raised before the graph changed
+            refused.append((profile, error))
+            continue
         for column, value in profile.columns.items():
             changed |= customer.set_column(column, value)
         changed |= customer.update_attributes(profile.attributes)
@@ -93,4 +122,6 @@ def _apply_through_graph(connection: Connection, profiles: Sequence[Profile], no
     graph.save(connection)
     if graph.merges or graph.moves:
         log.info("profiles merged %d customers, moved %d push tokens", graph.merges, graph.moves)
-    return accepted
+    if refused:
+        log.warning("%d profiles would merge two known customers and were refused", len(refused))
+    return accepted, refused

@@ -12,7 +12,7 @@ CSV columns (cells are strings; an empty cell is an absent field):
   ``identities.<kind>``;
 * customers: ``customer_id``, ``email``, ``phone``, ``push_tokens`` (a JSON array or
   ``;``-separated), ``timezone``, ``locale``, ``external_id``, ``anonymous_id``, ``at``,
-  ``consent.<channel>`` (true/false, yes/no, 1/0), ``attributes.<key>``.
+  ``merge`` and ``consent.<channel>`` (true/false, yes/no, 1/0), ``attributes.<key>``.
 
 ``properties.*`` and ``attributes.*`` cells are read as JSON when they parse as JSON
 (``24.0``, ``true``, ``[1, 2]``) and as text otherwise; every other cell is text.
@@ -30,6 +30,7 @@ from typing import Any, Literal
 import orjson
 
 from omni_journey.errors import OmniJourneyError
+from omni_journey.ingest.limits import loads as exact_loads
 
 __all__ = [
     "Batch",
@@ -60,6 +61,7 @@ _PROFILE_COLUMNS = (
     "external_id",
     "anonymous_id",
     "at",
+    "merge",
 )
 _PROFILE_PREFIXES = ("consent", "attributes")
 _TRUE = frozenset({"true", "yes", "1", "y"})
@@ -167,6 +169,8 @@ def _jsonl_batches(handle: Any, size: int) -> Generator[Batch, None, None]:
                 )
             else:
                 if type(record) is dict:
+                    if _float_ids(record):  # orjson reads integers past 64 bits as floats
+                        record = exact_loads(raw)
                     records.append(record)
                     lines.append(number)
                     raws.append(raw)
@@ -183,6 +187,18 @@ def _jsonl_batches(handle: Any, size: int) -> Generator[Batch, None, None]:
         if count:
             batch.bytes_read = handle.tell()
             yield batch
+
+
+def _float_ids(record: dict[str, Any]) -> bool:
+    """Whether an id of the record is a float: a decimal number (refused later), or an
+    integer past 64 bits that the exact reading keeps (a few lookups, not a regex)."""
+    get = record.get
+    if float in (type(get("id")), type(get("customer_id")), type(get("external_id"))):
+        return True
+    if type(get("anonymous_id")) is float:
+        return True
+    identities = get("identities")
+    return type(identities) is dict and any(type(v) is float for v in identities.values())
 
 
 class _Lines:
@@ -319,17 +335,25 @@ def _record(columns: list[str], row: list[str], kind: RecordKind) -> dict[str, A
             continue
         prefix, dot, key = name.partition(".")
         if not dot:
-            record[name] = _push_tokens(cell) if name == "push_tokens" else cell
+            if name == "push_tokens":
+                record[name] = _push_tokens(cell)
+            else:
+                record[name] = _flag(cell) if name == "merge" else cell
             continue
         if prefix in ("properties", "attributes"):
             value: Any = _json_or_text(cell)
         elif prefix == "consent":
-            lowered = cell.strip().lower()
-            value = True if lowered in _TRUE else False if lowered in _FALSE else cell
+            value = _flag(cell)
         else:
             value = cell
         record.setdefault(prefix, {})[key] = value
     return record
+
+
+def _flag(cell: str) -> bool | str:
+    """true/false, yes/no, 1/0 as a bool; anything else as written (then refused)."""
+    lowered = cell.strip().lower()
+    return True if lowered in _TRUE else False if lowered in _FALSE else cell
 
 
 def _push_tokens(cell: str) -> Any:

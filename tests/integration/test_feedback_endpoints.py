@@ -239,6 +239,34 @@ def test_an_unavailable_certificate_is_503(sqlite_store: Engine, sns_key: Any) -
     assert (response.status_code, response.json()["reason"]) == (503, "certificate-unavailable")
 
 
+def test_an_unknown_topic_is_refused_before_any_certificate_is_fetched(
+    sqlite_store: Engine, sns_key: Any
+) -> None:
+    fetched: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        fetched.append(url)
+        return bytes(sns_key[1])
+
+    foreign = "arn:aws:sns:us-east-1:9:not-ours"
+    envelopes = [
+        _signed(sns_key[0], Message="{}", TopicArn=foreign),
+        _signed(sns_key[0], Message="{}", TopicArn=foreign, SigningCertURL=CERT_URL + "?2"),
+        {k: v for k, v in _signed(sns_key[0], Message="{}").items() if k != "TopicArn"},
+        _signed(sns_key[0], Type="SubscriptionConfirmation", TopicArn=foreign, Token="t",
+                Message="m", SubscribeURL=SUBSCRIBE_URL),
+    ]  # fmt: skip
+    options = {"sns_verifier": SnsSignatureVerifier(fetch), "confirm_subscription": fetched.append}
+    with serving(sqlite_store, _settings(), **options) as url:
+        answers = [
+            httpx.post(f"{url}{path}", content=json.dumps(envelope))
+            for envelope in envelopes
+            for path in ("/feedback/ses", "/inbound/sms")
+        ]
+    assert {(a.status_code, a.json()["reason"]) for a in answers} == {(403, "topic-not-accepted")}
+    assert fetched == []
+
+
 def test_the_default_verifier_never_fetches_a_certificate_off_sns(
     sqlite_store: Engine, sns_key: Any
 ) -> None:

@@ -157,7 +157,11 @@ def _mixed_profiles(count: int) -> str:
     """Profiles that merge, share addresses and tokens, with bad lines mixed in."""
     lines: list[str] = []
     for i in range(count):
-        profile: dict[str, Any] = {"customer_id": f"c-{i % 70}", "email": f"P{i % 90}@Example.com"}
+        profile: dict[str, Any] = {
+            "customer_id": f"c-{i % 70}",
+            "email": f"P{i % 90}@Example.com",
+            "merge": True,  # two known customers merge only when asked
+        }
         match i % 7:
             case 0:
                 profile["consent"] = {"email": i % 2 == 0, "sms": True}
@@ -357,7 +361,7 @@ def test_a_merge_by_another_connection_between_chunks_reaches_the_later_chunks(
     def merge_after_the_first_chunk(_bytes_read: int) -> None:
         commits.append(1)
         if len(commits) == 1:
-            merge = [{"customer_id": "c-new", "email": "old@example.com"}]
+            merge = [{"customer_id": "c-new", "email": "old@example.com", "merge": True}]
             ingest_profiles(store, merge, now=NOW, settings=settings)
 
     result = import_file(

@@ -434,7 +434,14 @@ def test_a_profile_linking_two_customers_merges_their_history(
 
     result = ingest_profiles(
         store,
-        [{"customer_id": "crm-1", "email": "ana@example.com", "phone": "+4915112345678"}],
+        [
+            {
+                "customer_id": "crm-1",
+                "email": "ana@example.com",
+                "phone": "+4915112345678",
+                "merge": True,
+            }
+        ],
         now=NOW,
         settings=settings,
     )
@@ -489,7 +496,10 @@ def test_without_customer_id_the_older_customer_survives(store: Engine, settings
         store, [{"customer_id": "new", "phone": "+4915112345678"}], now=NOW, settings=settings
     )
     ingest_profiles(
-        store, [{"email": "a@example.com", "phone": "+4915112345678"}], now=NOW, settings=settings
+        store,
+        [{"email": "a@example.com", "phone": "+4915112345678", "merge": True}],
+        now=NOW,
+        settings=settings,
     )
     assert _customer(store, "new").merged_into == "old"
     assert _customer(store, "old").phone == "+4915112345678"
@@ -506,8 +516,8 @@ def test_merges_chain_within_one_batch(store: Engine, settings: Settings) -> Non
         store,
         [
             {"customer_id": "a", "email": "x@example.com"},
-            {"customer_id": "b", "email": "x@example.com"},  # a -> b
-            {"customer_id": "c", "email": "x@example.com", "external_id": "crm-9"},  # b -> c
+            {"customer_id": "b", "email": "x@example.com", "merge": True},  # a -> b
+            {"customer_id": "c", "email": "x@example.com", "external_id": "crm-9", "merge": True},
         ],
         now=NOW,
         settings=settings,

@@ -55,6 +55,8 @@ def _profile(rng: random.Random, i: int) -> dict[str, Any]:
         profile["timezone"] = rng.choice(["Europe/Berlin", "Europe/Paris"])
     if rng.random() < 0.05:
         profile["email"] = "not an address"  # rejected, nothing of it stored
+    if rng.random() < 0.7:
+        profile["merge"] = True  # else merging two known customers is refused (a conflict)
     return profile
 
 
@@ -126,7 +128,7 @@ def test_an_independent_profile_and_a_merge_in_one_batch(store: Engine, settings
         store,
         [
             {"customer_id": "c-n", "email": "n@example.com", "consent": {"email": True}},
-            {"customer_id": "c-b", "email": "a@example.com"},  # merges c-a into c-b
+            {"customer_id": "c-b", "email": "a@example.com", "merge": True},  # c-a into c-b
             {"customer_id": "c-b", "attributes": {"tier": "gold"}},  # after the merge
         ],
         now=NOW,

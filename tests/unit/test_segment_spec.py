@@ -249,7 +249,11 @@ def test_identify_traits_win_over_context_traits() -> None:
 
 def test_alias_joins_previous_id_to_user_id() -> None:
     mapped = _map({"previousId": "anon-1", "userId": "c-42"}, call="alias")
-    assert mapped == MappedRecord("profile", {"customer_id": "c-42", "anonymous_id": "anon-1"})
+    # an alias is the explicit request to merge (an identify never merges known customers)
+    expected = {"customer_id": "c-42", "anonymous_id": "anon-1", "merge": True}
+    assert mapped == MappedRecord("profile", expected)
+    identify = _map({"anonymousId": "anon-1", "userId": "c-42"}, call="identify")
+    assert "merge" not in identify.record
 
 
 @pytest.mark.parametrize(
