@@ -37,9 +37,17 @@ COMMANDS: tuple[Entry, ...] = (
         "spec_cmd",
         "The JSON Schema of journey and segment files, for editor autocompletion.",
     ),
-    Entry("customers", "ingest_cmd", "Customer profiles: bulk import."),
+    Entry(
+        "customers", "customers_cmd", "Customer profiles: import them, show one customer's history."
+    ),
     Entry("events", "ingest_cmd", "Behavioural events: bulk import."),
     Entry("track", "ingest_cmd", "Store one event and print its id."),
+    Entry(
+        "explain",
+        "customers_cmd",
+        "Why a customer got, or did not get, a journey's messages: every decision in order "
+        "with the rule or guard that decided it and the data it used.",
+    ),
     Entry(
         "serve",
         "serve_cmd",

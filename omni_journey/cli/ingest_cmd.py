@@ -1,4 +1,5 @@
-"""``omni-journey customers import``, ``events import`` and ``track``."""
+"""``omni-journey events import``, ``track``, and the ``customers import`` command
+(listed in the ``customers`` group of :mod:`omni_journey.cli.customers_cmd`)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,7 @@ __all__ = ["commands", "customers_import", "events_import", "track"]
 
 commands = typer.Typer()
 
-customers_app = typer.Typer(help="Customer profiles: bulk import.", no_args_is_help=True)
 events_app = typer.Typer(help="Behavioural events: bulk import.", no_args_is_help=True)
-commands.add_typer(customers_app, name="customers")
 commands.add_typer(events_app, name="events")
 
 FileArgument = Annotated[
@@ -97,7 +96,6 @@ def _report(console: Console, result: ImportResult) -> None:
         console.print(f"rejects written to {escape(str(result.rejects_path))}", soft_wrap=True)
 
 
-@customers_app.command("import")
 def customers_import(path: FileArgument, file_format: FormatOption = None) -> None:
     """Import customer profiles: JSON Lines, or CSV with consent.<channel> and
     attributes.<key> columns (the formats: docs/data-formats.md in the repository).
