@@ -3,6 +3,7 @@ with ``--dispatch N``, a dispatch pass of N emails through the file outbox.
 
     .venv/bin/python -m bench.render --messages 5000
     .venv/bin/python -m bench.render --messages 0 --dispatch 5000
+    .venv/bin/python -m bench.render --unbudgeted ...   (the same, without the budget)
 
 For each channel (email, sms, push, whatsapp), renders ``cart_reminder`` N times, each
 for a different customer, through ``TemplateRenderer.from_settings(Path("templates"),
@@ -18,6 +19,10 @@ same output.
 and one due ``cart_reminder`` email each, then times one ``dispatch`` pass: claim,
 recipients, render, MIME, the file outbox (its batch flush included), marking the rows
 sent. It prints wall time and the process's CPU time (``time.process_time``).
+
+``--unbudgeted`` renders in Jinja's plain immutable sandbox instead of the budgeted one
+(no loop, call, operator or output accounting, no URL attribute check): run both to see
+what the render budget costs.
 """
 
 from __future__ import annotations
@@ -124,7 +129,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--dispatch", type=int, default=0, help="emails to dispatch (0: none)")
+    parser.add_argument(
+        "--unbudgeted", action="store_true", help="Jinja's plain sandbox, without the budget"
+    )
     args = parser.parse_args()
+    if args.unbudgeted:
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        import omni_journey.render.environment as environment
+
+        # what build_environment instantiates, for this process only
+        vars(environment)["BudgetedSandbox"] = ImmutableSandboxedEnvironment
+        print("without the render budget (Jinja's plain immutable sandbox)")
     if args.dispatch:
         _dispatch(args.dispatch)
     count = args.messages

@@ -189,6 +189,24 @@ class Settings(BaseSettings):
     sms_max_segments: int = Field(
         default=3, ge=1, le=10, description="An SMS needing more parts than this is an error."
     )
+    render_timeout_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description=(
+            "Longest one message may take to render (all its templates); past it the "
+            "message fails with render-timeout and the rest of the batch goes on."
+        ),
+    )
+    render_max_chars: int = Field(
+        default=1_000_000,
+        ge=10_000,
+        le=100_000_000,
+        description=(
+            "Most characters one message may write while rendering (loops and values "
+            "counted as they run); past it the message fails with render-too-large."
+        ),
+    )
     trigger_max_age_hours: float = Field(
         default=24.0,
         gt=0,

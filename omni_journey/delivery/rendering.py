@@ -22,10 +22,14 @@ class Renderer(Protocol):
     """Renders one outbox row for one customer: returns a RenderedMessage-like object
     (attributes or keys as :class:`~omni_journey.delivery.base.Content` reads them).
 
-    Raising never stops the run. An error that says it is permanent (a ``permanent``
-    attribute, or an omni-journey ``ValueError`` with a ``code``, as
-    ``omni_journey.render.RenderError`` is) fails that message with its code; anything
-    else fails it for this pass only (retried with backoff)."""
+    It must bound its own time and memory: the dispatcher renders one row after the
+    other, so a render that never returns holds up its whole batch (the production one
+    renders under ``OMNI_RENDER_TIMEOUT_SECONDS`` / ``OMNI_RENDER_MAX_CHARS`` and raises
+    ``render-timeout`` / ``render-too-large``). Raising never stops the run. An error
+    that says it is permanent (a ``permanent`` attribute, or an omni-journey
+    ``ValueError`` with a ``code``, as ``omni_journey.render.RenderError`` is) fails that
+    message with its code; anything else fails it for this pass only (retried with
+    backoff)."""
 
     def __call__(self, message: OutboxRow, customer: CustomerView) -> object: ...
 

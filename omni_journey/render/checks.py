@@ -3,7 +3,8 @@
 For each message: files that look like misspelt variants; Jinja syntax and names that
 are not in the render context, in every template and every YAML value (with the line);
 then every channel rendered for every locale with the sample context, which runs the
-output checks (subject length, SMS parts, push size, text part). Two more renders per
+output checks (subject length, SMS parts, push size, text part); HTML attribute values
+written without quotes are warned about. Two more renders per
 channel find what only some customers would hit: a customer attribute used without a
 default, and a template that fails when there are no recommendations.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 
+from omni_journey.render.attributes import unquoted_attributes
 from omni_journey.render.context import CONTEXT_NAMES, SAMPLE_ATTRIBUTES, sample_context
 from omni_journey.render.errors import RenderError
 from omni_journey.render.library import TemplateLibrary
@@ -25,7 +27,7 @@ from omni_journey.render.shapes import PUSH_FIELDS, WHATSAPP_FIELDS
 from omni_journey.render.source import MessageFolder
 from omni_journey.render.template_renderer import TemplateRenderer
 from omni_journey.spec.diagnostics import Diagnostic, did_you_mean, one_of, quoted
-from omni_journey.spec.loader import Document
+from omni_journey.spec.loader import Document, Span
 from omni_journey.spec.naming import YamlPath
 
 __all__ = ["check_folder", "check_partials", "finish"]
@@ -109,6 +111,8 @@ def _static(renderer: TemplateLibrary, folder: MessageFolder) -> list[Diagnostic
             target = Target(file_document(file, folder.show(name)))
             source = file.read_text(encoding="utf-8")
             found += _unknown_names(renderer, source, with_message, target, f"{folder.key}/{name}")
+            if ext == "html":
+                found += _unquoted(source, target.doc)
         elif base in ("push", "whatsapp"):
             fields = PUSH_FIELDS if base == "push" else WHATSAPP_FIELDS
             what = "push notification" if base == "push" else "WhatsApp message"
@@ -120,6 +124,21 @@ def _static(renderer: TemplateLibrary, folder: MessageFolder) -> list[Diagnostic
         for path, value in _strings(doc.data):
             found += _unknown_names(renderer, value, allowed, Target(doc, yaml_path=path), None)
     return found
+
+
+def _unquoted(source: str, doc: Document) -> list[Diagnostic]:
+    """A warning for each HTML attribute whose value is written without quotes."""
+    return [
+        doc.at_span(
+            Span(line, col, line, col + len(attribute) + 1),
+            "unquoted-attribute",
+            f"the value of {quoted(attribute)} has no quotes: a value with a space in it "
+            "(from customer data, say) ends the value and adds attributes of its own",
+            hint=f'quote it: {attribute}="{{{{ ... }}}}"',
+            severity="warning",
+        )
+        for line, col, attribute in unquoted_attributes(source)
+    ]
 
 
 def _missing_name(error: RenderError) -> str | None:
@@ -222,6 +241,8 @@ def check_partials(renderer: TemplateLibrary) -> list[Diagnostic]:
             target = Target(file_document(path, shown))
             source = path.read_text(encoding="utf-8")
             found += _unknown_names(renderer, source, CONTEXT_NAMES, target, relative)
+            if path.suffix == ".html":
+                found += _unquoted(source, target.doc)
     return found
 
 

@@ -1,7 +1,8 @@
 """The one place omni-journey builds a Jinja environment.
 
 Marketer templates are untrusted code: they run in Jinja's immutable sandbox (no
-``__class__``, no ``.append``, ranges capped), with :class:`~jinja2.StrictUndefined`
+``__class__``, no ``.append``, ranges capped) under a render budget of time and size
+(:mod:`omni_journey.render.sandbox`), with :class:`~jinja2.StrictUndefined`
 (an unknown variable is an error, never an empty string), HTML autoescaped in ``.html``
 files, and a loader that only reads files inside the templates folder (no ``..``, no
 symbolic link pointing out). Built-in fallbacks for ``_partials/base.html`` and
@@ -25,11 +26,11 @@ from jinja2 import (
     select_autoescape,
 )
 from jinja2.loaders import split_template_path
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 
 from omni_journey.render.defaults import BUILTIN_TEMPLATES
 from omni_journey.render.locate import BUILTIN_PREFIX
+from omni_journey.render.sandbox import BudgetedSandbox
 
 __all__ = ["BuiltinLoader", "ConfinedLoader", "build_environment", "one_line", "paragraphs"]
 
@@ -86,14 +87,14 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def build_environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
+def build_environment(templates_dir: Path) -> BudgetedSandbox:
     """The sandboxed environment for one templates folder.
 
     ``.html`` templates are autoescaped; ``.txt`` files and strings (the values in
     ``message.yaml``, ``push.yaml`` and ``whatsapp.yaml``) are not: they are text.
     """
     loaders: list[BaseLoader] = [ConfinedLoader(templates_dir), BuiltinLoader(BUILTIN_TEMPLATES)]
-    environment = ImmutableSandboxedEnvironment(
+    environment = BudgetedSandbox(
         loader=ChoiceLoader(loaders),
         undefined=StrictUndefined,
         autoescape=select_autoescape(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from jinja2.exceptions import SecurityError, TemplateNotFound, TemplateSyntaxError, UndefinedError
 
+from omni_journey.render.budget import RenderTimeoutError
 from omni_journey.spec.diagnostics import Diagnostic, quoted, redact
 from omni_journey.spec.loader import Document, Span
 from omni_journey.spec.naming import YamlPath
@@ -80,6 +81,21 @@ def _classify(error: BaseException) -> tuple[str, str, str | None]:
             "unsafe-template",
             f"the sandbox refused this: {error.message}",
             "templates may read values but not names starting with _ nor change data",
+        )
+    if isinstance(error, RenderTimeoutError):
+        return (
+            "render-timeout",
+            f"this message did not finish rendering: {error}",
+            "a loop or a call that runs too long for some data; loop over short lists "
+            "(recommendations, an order's lines), never over large ranges",
+        )
+    if isinstance(error, MemoryError):  # RenderTooLargeError, or a real one
+        return (
+            "render-too-large",
+            "this message would be too large: "
+            + (str(error) if str(error) else "out of memory while rendering"),
+            "repeat, pad and format with small numbers: 'a' * n, '{:>n}', center(n), "
+            "indent(n) and loops are limited by the size allowed for one message",
         )
     if isinstance(error, UndefinedError):
         return (

@@ -4,7 +4,9 @@ The shared content (``message.yaml`` and its locale files) is rendered first, ea
 value a template of its own; the channel variant then sees it as ``message``. A channel
 without a variant file gets the built-in one, filled from the shared content, so every
 message works on every channel. What comes out is checked (subject length, SMS parts,
-push size, the email's text part) before anyone could send it.
+push size, the email's text part) before anyone could send it. Each message renders
+under its budget of time and size (``OMNI_RENDER_TIMEOUT_SECONDS``,
+``OMNI_RENDER_MAX_CHARS``): past it, ``render-timeout`` or ``render-too-large``.
 
 Called ``TemplateRenderer`` because delivery has its own ``Renderer``: the protocol of
 whatever renders an outbox row (this class, wrapped, in production).
@@ -104,6 +106,12 @@ class TemplateRenderer(TemplateLibrary):
             return None, [error.diagnostic]
 
     def _run(
+        self, message_key: str, channel: str, context: RenderContext, *, collect: bool
+    ) -> tuple[RenderedMessage | None, list[Diagnostic]]:
+        with self.options.budget.running():
+            return self._budgeted(message_key, channel, context, collect=collect)
+
+    def _budgeted(
         self, message_key: str, channel: str, context: RenderContext, *, collect: bool
     ) -> tuple[RenderedMessage | None, list[Diagnostic]]:
         if channel not in CHANNELS:
