@@ -11,11 +11,15 @@ the provider error codes and counts (the messages themselves are already recorde
 retried later with backoff, or failed). It is not retried by Prefect, because the
 dispatcher already handles each message's retries; a task is retried only for a
 transient failure of its own (the database busy or gone).
+
+Every run publishes ``dispatch-in-doubt``: the messages in doubt (a sender died during
+their provider call; :mod:`omni_journey.delivery.in_doubt`), ids and times only.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +34,7 @@ from flows._artifacts import Progress, markdown_table, publish_summary, publish_
 from flows._common import resolve_now, retry_transient, run_name, stamp, tag_flow_run
 from omni_journey.delivery import DispatchReport, Renderer, dispatch, load_providers
 from omni_journey.delivery.base import Provider
+from omni_journey.delivery.in_doubt import InDoubt, list_in_doubt
 from omni_journey.delivery.ratelimit import TokenBucket
 from omni_journey.service.pipeline import project_renderer, worker_id
 from omni_journey.settings import Settings, get_settings
@@ -118,6 +123,10 @@ def _frozen_clock(settings: Settings, providers: dict[str, Provider]) -> dict[st
     return {"clock": _still, "rate_limiters": buckets}
 
 
+def _since(started: float) -> timedelta:
+    return timedelta(seconds=time.monotonic() - started)
+
+
 def _due(engine: Engine, now: datetime) -> int:
     with engine.connect() as connection:
         found: Any = connection.execute(
@@ -138,8 +147,42 @@ def _merge(total: DispatchReport, part: DispatchReport) -> None:
     total.paused.update(part.paused)
 
 
-def _publish(total: DispatchReport, failures: list[str], batches: int, at: datetime) -> None:
+def _in_doubt(engine: Engine, at: datetime, settings: Settings) -> list[InDoubt]:
+    """The messages in doubt; a row not yet given a provider shows its channel's one."""
+    with engine.connect() as connection:
+        found = list_in_doubt(connection, now=at, limit=IN_DOUBT_LISTED)
+    return [
+        item
+        if item.provider
+        else replace(item, provider=str(getattr(settings, f"{item.channel}_provider", "")))
+        for item in found
+    ]
+
+
+IN_DOUBT_LISTED = 200  # rows in the artifact; the summary gives the count
+
+
+def _publish_in_doubt(found: list[InDoubt], when: str) -> None:
+    """``dispatch-in-doubt``: the messages in doubt now (ids, journey, step, channel,
+    provider, since; never an address), published every run so it is never stale."""
+    rows = [{k: v for k, v in item.as_dict().items() if k != "enrollment_id"} for item in found]
+    publish_table(
+        rows,
+        key=("dispatch", "in-doubt"),
+        description=f"Messages in doubt at {when} (omni-journey messages in-doubt)",
+    )
+
+
+def _publish(
+    total: DispatchReport,
+    failures: list[str],
+    batches: int,
+    at: datetime,
+    in_doubt: list[InDoubt] | None = None,
+) -> None:
     when = stamp(at)
+    if in_doubt is not None:
+        _publish_in_doubt(in_doubt, when)
     columns = ("sent", "failed", "suppressed", "retried", "deferred")
     rows = [
         {"provider": provider, **{c: counts.get(c, 0) for c in columns}}
@@ -159,6 +202,15 @@ def _publish(total: DispatchReport, failures: list[str], batches: int, at: datet
         lines += ["", "## Errors", "", markdown_table(errors)]
     if failures:
         lines += ["", "## Failed batches", ""] + [f"- {f}" for f in failures]
+    if in_doubt:
+        more = "+" if len(in_doubt) >= IN_DOUBT_LISTED else ""
+        lines += [
+            "",
+            "## In doubt",
+            "",
+            f"{len(in_doubt)}{more} messages in doubt (a sender died during the provider "
+            "call): see the `dispatch-in-doubt` table or `omni-journey messages in-doubt`",
+        ]
     publish_summary("\n".join(lines), key=("dispatch", "summary"), description=f"Outbox {when}")
 
 
@@ -199,7 +251,7 @@ def dispatch_outbox(
             if remaining is not None:
                 size = min(size, remaining)
             batches += 1
-            wall = at if simulated else at + timedelta(seconds=time.monotonic() - started)
+            wall = at if simulated else at + _since(started)
             state: State[Any] = batch(
                 engine,
                 providers,
@@ -226,9 +278,10 @@ def dispatch_outbox(
                 progress.update(total.claimed, due)
             if report.claimed < size or report.paused:
                 break
+        in_doubt = _in_doubt(engine, at if simulated else at + _since(started), settings)
     finally:
         engine.dispose()
-    _publish(total, failures, batches, at)
+    _publish(total, failures, batches, at, in_doubt)
     logger.info("dispatched in %d batches: %s", batches, total.summary())
     if failures:
         raise RuntimeError(f"{len(failures)} of {batches} send batches failed: " + failures[0])

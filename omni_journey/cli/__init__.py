@@ -77,6 +77,11 @@ COMMANDS: tuple[Entry, ...] = (
         "dispatch_cmd",
         "Send due outbox messages once, through the providers OMNI_*_PROVIDER choose.",
     ),
+    Entry(
+        "messages",
+        "messages_cmd",
+        "Outbox messages: the ones in doubt after a sender died mid-call.",
+    ),
     Entry("segments", "segments_cmd", "Segments: who is in them, what changed, purchase cycles."),
     Entry("backtest", "segments_cmd", "Back-test triggers on a history."),
     Entry(

@@ -181,8 +181,10 @@ class Provider(Protocol):
     """Sends messages of one or more channels through one vendor.
 
     ``name`` is the entry-point name (``ses``, ``fcm``, ...) and keys rate limits;
-    ``max_batch`` is the most messages one ``send_batch`` call takes (the dispatcher
-    commits once per call, so it is also the size of the ambiguous window);
+    ``max_batch`` is the most messages one ``send_batch`` call takes (for an idempotent
+    provider the dispatcher commits once per call; one that is not idempotent gets one
+    message per call, each committed in flight on its own, so its ambiguous window is
+    one message per concurrent call; ``max_batch`` then sizes the rate limit's steps);
     ``idempotent`` says a repeated send of the same idempotency key cannot reach the
     customer twice (the file outbox overwrites), so a message in doubt may be resent.
 

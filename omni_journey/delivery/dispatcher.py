@@ -1,14 +1,19 @@
 """The outbox dispatcher: claim due messages, re-check consent, render, send, record.
 
-One pass (:func:`dispatch`) loops: claim a batch (``OMNI_DISPATCH_BATCH_SIZE``) ->
+One pass (:func:`dispatch`) loops: claim a batch (``OMNI_DISPATCH_BATCH_SIZE``) -> count
+the attempt (before rendering, so a sender that dies while rendering still counts it) ->
 read recipients (consent, suppressions, tokens, WhatsApp window) -> decide per row
-(suppressed / failed / render) -> per provider, in chunks of its ``max_batch``: wait
-for the rate limit, commit "in flight", call the provider's ``send_batch`` (a provider
-that writes or flushes a whole batch at once does so before it returns), commit the
-results (status, provider message id, attempts, error, ``message.sent`` /
+(suppressed / failed / render; a row already at ``OMNI_DISPATCH_MAX_ATTEMPTS`` fails with
+``max-attempts``; each render under its budget of time and size, so one message's
+template never holds up the others, and once slow renders have used half the claim the
+rows not yet rendered go back) -> per provider (:mod:`omni_journey.delivery.sending`),
+in chunks of its ``max_batch`` for an idempotent provider, one message a call otherwise:
+wait for the rate limit, commit "in flight", call the provider's ``send_batch`` (a
+provider that writes or flushes a whole batch at once does so before it returns), commit
+the results (status, provider message id, attempts, error, ``message.sent`` /
 ``message.failed`` events, suppressions, pruned tokens; the rules are in
-:mod:`omni_journey.delivery.outcomes`). The dispatcher decides nothing about journeys; it sends
-what the outbox says, exactly once where the provider allows it (docs/operations.md,
+:mod:`omni_journey.delivery.outcomes`). The dispatcher decides nothing about journeys; it
+sends what the outbox says, exactly once where the provider allows it (docs/operations.md,
 "Providers and delivery", explains the one ambiguous window).
 """
 
@@ -22,21 +27,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
-from omni_journey.delivery.base import (
-    Content,
-    OutgoingMessage,
-    Provider,
-    SendResult,
-)
+from omni_journey.delivery.base import Content, OutgoingMessage, Provider
 from omni_journey.delivery.dispatch_report import DispatchReport
-from omni_journey.delivery.outbox import (
-    Finish,
-    OutboxRow,
-    claim,
-    finish,
-    mark_in_flight,
-    release,
-)
+from omni_journey.delivery.outbox import Finish, OutboxRow, claim, release, start_attempts
 from omni_journey.delivery.outcomes import Outcomes
 from omni_journey.delivery.ratelimit import TokenBucket
 from omni_journey.delivery.recipients import (
@@ -45,6 +38,7 @@ from omni_journey.delivery.recipients import (
     load_recipients,
 )
 from omni_journey.delivery.rendering import Renderer, render_failure
+from omni_journey.delivery.sending import Sending
 from omni_journey.errors import PermanentDeliveryError, TransientDeliveryError
 from omni_journey.links import LinkSigner
 from omni_journey.settings import Settings
@@ -79,7 +73,7 @@ def dispatch(
     ).run(limit)
 
 
-class _Pass:
+class _Pass(Sending):
     def __init__(
         self,
         engine: Engine,
@@ -137,6 +131,18 @@ class _Pass:
     # --- one claimed batch -------------------------------------------------------------
 
     def _process(self, rows: Sequence[OutboxRow], claimed_until: datetime) -> None:
+        # a row taken over from a sender that died before its provider call may be what
+        # killed it (a renderer that crashes the process): each such row goes alone, so
+        # it counts its own attempts and never those of the rest of its batch
+        fresh = [row for row in rows if not row.taken_over]
+        if fresh:
+            self._process_group(fresh, claimed_until)
+        for row in rows:
+            if row.taken_over:
+                self._process_group([row], claimed_until)
+
+    def _process_group(self, rows: Sequence[OutboxRow], claimed_until: datetime) -> None:
+        start_attempts(self.engine, [row.id for row in rows], worker_id=self.worker_id)
         with self.engine.connect() as connection:
             recipients = load_recipients(
                 connection,
@@ -145,7 +151,15 @@ class _Pass:
             )
         finished: list[Finish] = []
         outgoing: dict[str, list[tuple[OutboxRow, OutgoingMessage]]] = defaultdict(list)
-        for row in rows:
+        for index, row in enumerate(rows):
+            if self.wall() >= claimed_until - self.ttl / 2:
+                # slow renders (each bounded by OMNI_RENDER_TIMEOUT_SECONDS) used half the
+                # claim: what is prepared goes on, the rest goes back untouched
+                rest = [r.id for r in rows[index:]]
+                log.warning("claim half expired while rendering: %d messages put back", len(rest))
+                release(self.engine, rest, worker_id=self.worker_id)
+                self.report.deferred += len(rest)
+                break
             try:
                 prepared = self._prepare(row, recipients)
             except Exception as error:  # a bug in one row never stops the run
@@ -153,7 +167,6 @@ class _Pass:
                 prepared = self.outcomes.retry(
                     row,
                     TransientDeliveryError("dispatch", "prepare_error", type(error).__name__),
-                    counted=True,
                     customer_id=row.customer_id,
                 )
             if isinstance(prepared, Finish):
@@ -183,7 +196,23 @@ class _Pass:
                         provider.name, "in_doubt", "a sender crashed during the provider call"
                     ),
                     customer_id=row.customer_id,
+                    in_doubt=True,
                 )
+        if row.attempts >= self.settings.dispatch_max_attempts:
+            # every attempt so far died before it could record an outcome (a renderer or
+            # a provider call that kills the process): no more
+            log.error("attempts exhausted without an outcome: %s", row.describe())
+            return self.outcomes.fail(
+                row,
+                PermanentDeliveryError(
+                    provider.name if row.in_doubt else "dispatch",  # in doubt: who may have it
+                    "max-attempts",
+                    f"{row.attempts} attempts ended without an outcome (the sender died)",
+                ),
+                customer_id=row.customer_id,
+                exhausted=True,
+                in_doubt=row.in_doubt and not provider.idempotent,  # listed as such
+            )
         if row.channel == "webhook":
             url = row.decision.get("url")
             if not isinstance(url, str) or not url:
@@ -221,8 +250,8 @@ class _Pass:
             failure = render_failure(error)
             log.warning("render failed for %s: %s", row.describe(), failure.code)
             if failure.transient:
-                return self.outcomes.retry(row, failure, counted=True, customer_id=customer.id)
-            return self.outcomes.fail(row, failure, customer_id=customer.id, attempts_delta=1)
+                return self.outcomes.retry(row, failure, customer_id=customer.id)
+            return self.outcomes.fail(row, failure, customer_id=customer.id, counted=True)
         window = customer.last_whatsapp_inbound is not None and (
             at - customer.last_whatsapp_inbound < WHATSAPP_WINDOW
         )
@@ -258,78 +287,6 @@ class _Pass:
             service_window_open=window,
         )
 
-    # --- sending -----------------------------------------------------------------------
-
-    def _chunk_size(self, provider: Provider) -> int:
-        size = max(1, provider.max_batch)
-        rate = self.buckets[provider.name].rate
-        if rate:  # a chunk's wait for the rate limit stays well inside the claim
-            size = min(size, max(1, int(rate * self.ttl.total_seconds() / 4)))
-        return size
-
-    def _send(
-        self,
-        provider: Provider,
-        items: Sequence[tuple[OutboxRow, OutgoingMessage]],
-        claimed_until: datetime,
-    ) -> None:
-        size = self._chunk_size(provider)
-        chunks = [items[i : i + size] for i in range(0, len(items), size)]
-        for index, chunk in enumerate(chunks):
-            ids = [row.id for row, _ in chunk]
-            paused = self.outcomes.paused_until.get(provider.name)
-            if paused is not None:
-                release(self.engine, ids, worker_id=self.worker_id, send_after=paused)
-                self.report.deferred += len(ids)
-                self.report.by_provider[provider.name]["deferred"] += len(ids)
-                continue
-            self.buckets[provider.name].acquire(len(chunk))
-            if self.wall() >= claimed_until - self.ttl / 2:
-                rest = [row.id for c in chunks[index:] for row, _ in c]
-                log.warning(
-                    "claim on %d %s messages half expired before sending: put back",
-                    len(rest),
-                    provider.name,
-                )
-                release(self.engine, rest, worker_id=self.worker_id)
-                self.report.deferred += len(rest)
-                return
-            held = mark_in_flight(self.engine, ids, worker_id=self.worker_id, at=self.wall())
-            sendable = [(row, m) for row, m in chunk if row.id in held]
-            self.report.claims_lost += len(chunk) - len(sendable)
-            if not sendable:
-                continue
-            results = self._call(provider, [m for _, m in sendable])
-            finishes = [
-                self.outcomes.after_send(provider.name, row, m, results[row.id])
-                for row, m in sendable
-            ]
-            self._finish(finishes)
-
-    def _call(
-        self, provider: Provider, messages: Sequence[OutgoingMessage]
-    ) -> dict[int, SendResult]:
-        try:
-            results = {r.message_id: r for r in provider.send_batch(messages)}
-        except Exception as error:  # a provider bug: nothing known about this batch
-            log.exception("provider %s raised instead of answering", provider.name)
-            results = {}
-            failure = TransientDeliveryError(
-                provider.name, "provider_crashed", type(error).__name__
-            )
-            for message in messages:
-                results[message.id] = SendResult.failed(message, failure)
-        for message in messages:
-            if message.id not in results:
-                results[message.id] = SendResult.failed(
-                    message, TransientDeliveryError(provider.name, "no_result")
-                )
-        return results
-
     def _suppressed(self, row: OutboxRow, reason: str, customer_id: str) -> Finish:
         provider = self.providers[row.channel].name
         return self.outcomes.suppressed(row, reason, customer_id, provider)
-
-    def _finish(self, finishes: Sequence[Finish]) -> None:
-        lost = finish(self.engine, finishes, worker_id=self.worker_id)
-        self.report.claims_lost += len(lost)

@@ -1,11 +1,13 @@
 """Delivery feedback: SES event publishing (and two-way SMS) through SNS -> events and
 suppressions.
 
-:func:`handle_sns_notification` takes one SNS HTTP(S) POST body, verifies its signature
-and topic, and applies it in one transaction:
+:func:`handle_sns_notification` takes one SNS HTTP(S) POST body, checks its topic
+(``OMNI_FEEDBACK_TOPIC_ARNS``) before it verifies its signature, and applies it in one
+transaction:
 
 | SES event | event written | suppression |
 |---|---|---|
+| Send | (none) | |
 | Delivery | ``message.delivered`` | |
 | Bounce | ``message.bounced`` | Permanent bounces: each bounced address (``hard_bounce``) |
 | Complaint | ``message.complained`` | each complaining address (``complaint``) |
@@ -14,7 +16,9 @@ and topic, and applies it in one transaction:
 | Subscription (unsubscribe) | ``message.unsubscribed`` | the address (``unsubscribe``) |
 
 Event ids are ``<name>:sns:<SNS MessageId>``, so SNS's redeliveries are stored once.
-The outbox row is found by SES message id, or by the ``omni_message`` email tag.
+The outbox row is found by SES message id, or by the ``omni_message`` email tag. A row
+in doubt (its sender died during the SES call: :mod:`.in_doubt`) is settled here: Send or
+Delivery -> ``sent`` (with ``message.sent``), a permanent bounce or a reject -> ``failed``.
 An inbound SMS (two-way SMS topic) goes to :func:`.optout.handle_inbound_sms` (STOP
 opts the number out, START / UNSTOP back in).
 """
@@ -30,6 +34,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, and_, select
 
 from omni_journey.delivery.base import FeedbackError
+from omni_journey.delivery.in_doubt import settle_in_doubt
 from omni_journey.delivery.optout import handle_inbound_sms
 from omni_journey.delivery.sns_signature import SnsSignatureVerifier
 from omni_journey.reach.suppressions import suppress as suppress_addresses
@@ -83,13 +88,16 @@ def handle_sns_notification(
     verifier: SnsSignatureVerifier,
     accepted_topics: Collection[str],
 ) -> FeedbackResult:
-    """Verify and apply one SNS message. Raises :class:`FeedbackError` (with a stable
-    ``reason``) for a bad signature, an unaccepted topic or a malformed body."""
+    """Check the topic, verify the signature, and apply one SNS message. Raises
+    :class:`FeedbackError` (with a stable ``reason``) for an unaccepted topic (before
+    any signature check), a bad signature or a malformed body."""
     envelope = _parse(body)
-    verifier.verify(envelope)
+    # the topic first: a body from a topic we do not accept costs no certificate fetch
+    # and no signature check (the collector checks it first too)
     topic = str(envelope.get("TopicArn", ""))
     if topic not in accepted_topics:
         raise FeedbackError("topic_not_accepted", "set OMNI_FEEDBACK_TOPIC_ARNS")
+    verifier.verify(envelope)
     kind = envelope.get("Type")
     if kind == "SubscriptionConfirmation":
         return FeedbackResult("subscription", subscribe_url=str(envelope.get("SubscribeURL")))
@@ -166,11 +174,14 @@ def _apply_ses(
             connection, [("email", a, r) for a, r in suppress], now
         )
     name = SES_EVENTS.get(ses_type)
-    if name is None:
+    if name is None and ses_type != "Send":
         return result
     row = _find_row(connection, mail)
     if row is None:
         result.unmatched = 1
+        return result
+    _settle(connection, row, ses_type, mail, details, now)
+    if name is None:
         return result
     properties = {
         "message_id": row.id,
@@ -193,3 +204,27 @@ def _apply_ses(
     }
     result.events = len(append_new_events(connection, [event]))
     return result
+
+
+def _settle(
+    connection: Connection,
+    row: Any,
+    ses_type: str,
+    mail: Mapping[str, Any],
+    details: Mapping[str, Any],
+    now: datetime,
+) -> None:
+    """SES's word on a row in doubt settles it (see :mod:`.in_doubt`)."""
+    if row.in_flight_since is None:
+        return
+    ses_id = str(mail.get("messageId") or "") or None
+    if ses_type in ("Send", "Delivery"):
+        settle_in_doubt(connection, row, "sent", at=now, provider="ses", provider_message_id=ses_id)
+    elif (ses_type == "Bounce" and details.get("bounce_type") == "Permanent") or (
+        ses_type == "Reject"
+    ):
+        reason = "bounced" if ses_type == "Bounce" else "rejected"
+        settle_in_doubt(
+            connection, row, "failed", at=now, provider="ses", provider_message_id=ses_id,
+            reason=reason,
+        )  # fmt: skip

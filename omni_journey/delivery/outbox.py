@@ -1,10 +1,12 @@
 """The dispatcher's statements on the ``messages`` outbox, each its own short transaction.
 
-claim (pending and due, or claimed with an expired claim) -> mark in flight (committed
-just before the provider call) -> finish (sent / failed / suppressed / back to pending),
-with the ``message.sent`` / ``message.failed`` events, suppressions and pruned push
-tokens written in the same transaction as the status. Every write after the claim is
-conditional on still holding it (``claimed_by`` = this worker, ``status`` = claimed).
+claim (pending and due, or claimed with an expired claim) -> start attempts (committed
+before rendering, so a sender that dies while rendering still counts its attempt) -> mark
+in flight (committed just before the provider call) -> finish (sent / failed /
+suppressed / back to pending), with the ``message.sent`` / ``message.failed`` events,
+suppressions and pruned push tokens written in the same transaction as the status. Every
+write after the claim is conditional on still holding it (``claimed_by`` = this worker,
+``status`` = claimed).
 """
 
 from __future__ import annotations
@@ -24,7 +26,16 @@ from omni_journey.store.events import append_events
 from omni_journey.store.ops import insert_ignore
 from omni_journey.store.tables import Message
 
-__all__ = ["Finish", "OutboxRow", "claim", "finish", "mark_in_flight", "release"]
+__all__ = [
+    "Finish",
+    "OutboxRow",
+    "claim",
+    "finish",
+    "mark_in_flight",
+    "release",
+    "settle_row",
+    "start_attempts",
+]
 
 log = logging.getLogger("omni_journey.delivery")
 
@@ -53,6 +64,9 @@ class OutboxRow:
     step_id: str | None = None
     created_at: datetime | None = None
     in_doubt: bool = False  # a previous sender crashed during its provider call
+    # claimed from an expired claim that never reached a provider: its sender died before
+    # the call (perhaps while rendering it), so it is rendered apart from its batch
+    taken_over: bool = False
     render_context: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -72,6 +86,7 @@ class OutboxRow:
             step_id=row.step_id,
             created_at=row.created_at,
             in_doubt=row.in_flight_since is not None,
+            taken_over=row.status == "claimed" and row.in_flight_since is None,
             render_context=dict(getattr(row, "render_context", None) or {}),
         )
 
@@ -100,6 +115,7 @@ class Finish:
     suppress: tuple[str, str, str] | None = None  # (channel, address, reason)
     prune_push_token: str | None = None
     event: str | None = None  # "message.sent" | "message.failed"
+    keep_in_flight: bool = False  # failed in doubt: ``in_flight_since`` stays, to list it
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -142,22 +158,46 @@ def claim(
     return [OutboxRow.of(row) for row in rows]
 
 
-def mark_in_flight(engine: Engine, ids: Sequence[int], *, worker_id: str, at: datetime) -> set[int]:
-    """Record (and commit) that a provider call for ``ids`` starts now; one attempt each.
+def start_attempts(engine: Engine, ids: Sequence[int], *, worker_id: str) -> None:
+    """Count (and commit) one attempt for each held row of ``ids``, before rendering them.
+
+    Counted before anything that may kill the process (a renderer, a provider call), so a
+    message whose attempts keep dying reaches ``OMNI_DISPATCH_MAX_ATTEMPTS`` and is failed
+    instead of being claimed again forever. Outcomes that were no attempt (suppressed, put
+    back unsent, paused) take it back.
+    """
+    if not ids:
+        return
+    with engine.begin() as connection:
+        for start in range(0, len(ids), _CHUNK):
+            connection.execute(
+                update(_MESSAGES)
+                .where(_held(ids[start : start + _CHUNK], worker_id))
+                .values(attempts=M.attempts + 1)
+            )
+
+
+def _held(ids: Sequence[int], worker_id: str) -> Any:
+    return and_(M.id.in_(ids), M.claimed_by == worker_id, M.status == "claimed")
+
+
+def mark_in_flight(
+    engine: Engine, ids: Sequence[int], *, worker_id: str, at: datetime, count: bool = True
+) -> set[int]:
+    """Record (and commit) that a provider call for ``ids`` starts now; one attempt each,
+    unless ``count`` is false (the dispatcher counted it before rendering, with
+    :func:`start_attempts`).
 
     Returns the ids this worker still holds: only those may be sent.
     """
     if not ids:
         return set()
-    held = and_(
-        M.id.in_(ids),
-        M.claimed_by == worker_id,
-        M.status == "claimed",
-    )
+    held = _held(ids, worker_id)
+    values: dict[str, Any] = {"in_flight_since": at}
+    if count:
+        values["attempts"] = M.attempts + 1
     with engine.begin() as connection:
-        result = connection.execute(
-            update(_MESSAGES).where(held).values(in_flight_since=at, attempts=M.attempts + 1)
-        )
+        result = connection.execute(update(_MESSAGES).where(held).values(**values))
         if result.rowcount == len(ids):
             return set(ids)
         return set(connection.execute(select(M.id).where(held)).scalars())
@@ -171,10 +211,12 @@ def release(
     send_after: datetime | None = None,
     error: str | None = None,
 ) -> None:
-    """Put held rows back to pending (optionally later), counting no attempt."""
+    """Put held rows back to pending (optionally later) unsent: the attempt
+    :func:`start_attempts` counted is taken back."""
     if not ids:
         return
     values: dict[str, Any] = {
+        "attempts": M.attempts - 1,
         "status": "pending",
         "claimed_by": None,
         "claimed_until": None,
@@ -185,17 +227,7 @@ def release(
     if error is not None:
         values["error"] = error[:1024]
     with engine.begin() as connection:
-        connection.execute(
-            update(_MESSAGES)
-            .where(
-                and_(
-                    M.id.in_(ids),
-                    M.claimed_by == worker_id,
-                    M.status == "claimed",
-                )
-            )
-            .values(**values)
-        )
+        connection.execute(update(_MESSAGES).where(_held(ids, worker_id)).values(**values))
 
 
 def _event(finish: Finish) -> dict[str, Any]:
@@ -308,9 +340,10 @@ def _values(item: Finish) -> dict[str, Any]:
         "status": item.status,
         "claimed_by": None,
         "claimed_until": None,
-        "in_flight_since": None,
         "error": item.error[:1024] if item.error else None,
     }
+    if not item.keep_in_flight:
+        values["in_flight_since"] = None
     if item.send_after is not None:
         values["send_after"] = item.send_after
     if item.attempts_delta:
@@ -321,3 +354,33 @@ def _values(item: Finish) -> dict[str, Any]:
         values["sent_at"] = item.at
         values["provider_message_id"] = item.provider_message_id
     return values
+
+
+def settle_row(
+    connection: Connection,
+    message_id: int,
+    outcome: str,
+    *,
+    at: datetime,
+    provider: str,
+    provider_message_id: str | None,
+    reason: str | None = None,
+) -> bool:
+    """Settle one message in doubt (``in_flight_since`` set, claimed or failed) from the
+    provider's feedback, in ``connection``'s transaction: ``sent`` or ``failed`` with
+    ``reason``. False when the row is not in doubt (nothing changes)."""
+    values: dict[str, Any] = {
+        "status": outcome,
+        "claimed_by": None,
+        "claimed_until": None,
+        "in_flight_since": None,
+        "provider": provider,
+    }
+    if outcome == "sent":
+        values |= {"sent_at": at, "provider_message_id": provider_message_id, "error": None}
+    else:
+        values["error"] = f"{provider}: {reason or 'failed'}"[:1024]
+    in_doubt = and_(
+        M.id == message_id, M.in_flight_since.is_not(None), M.status.in_(("claimed", "failed"))
+    )
+    return bool(connection.execute(update(_MESSAGES).where(in_doubt).values(**values)).rowcount)

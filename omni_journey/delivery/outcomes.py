@@ -4,7 +4,10 @@ provider is paused. Each decision is counted in the pass's :class:`DispatchRepor
 returned as a :class:`~omni_journey.delivery.outbox.Finish` for the outbox to write.
 
 Kept apart from the dispatcher's loop so that the retry and failure rules (what counts
-as an attempt, when a transient error becomes final) read in one place.
+as an attempt, when a transient error becomes final) read in one place. Every claimed
+row's attempt is counted before it is rendered
+(:func:`~omni_journey.delivery.outbox.start_attempts`); an outcome that was no attempt
+(suppressed, unreachable, put back while paused) takes it back (``attempts_delta=-1``).
 """
 
 from __future__ import annotations
@@ -67,9 +70,7 @@ class Outcomes:
         if isinstance(error, ProviderPausedError):
             return self._paused(provider, row, message, error, at)
         if isinstance(error, TransientDeliveryError):
-            return self.retry(
-                row, error, counted=False, customer_id=message.customer_id, provider=provider
-            )
+            return self.retry(row, error, customer_id=message.customer_id, provider=provider)
         finish_ = self.fail(row, error, customer_id=message.customer_id, provider=provider)
         if isinstance(error, AddressRejectedError):
             finish_.suppress = (row.channel, message.to, error.code)
@@ -114,24 +115,18 @@ class Outcomes:
         row: OutboxRow,
         error: DeliveryError,
         *,
-        counted: bool,
         customer_id: str,
         provider: str | None = None,
     ) -> Finish:
-        """Transient: back to pending later, or failed after the last attempt.
-
-        ``counted``: no provider call happened (render error), so count the attempt here.
-        """
+        """Transient (a provider's answer, or a render that may work next time): back to
+        pending later, or failed after the last attempt. The attempt counts (it was
+        counted before rendering)."""
         attempts = row.attempts + 1
         if attempts >= self.settings.dispatch_max_attempts:
             return self.fail(
-                row,
-                error,
-                customer_id=customer_id,
-                provider=provider,
-                attempts_delta=1 if counted else 0,
+                row, error, customer_id=customer_id, provider=provider, counted=True,
                 exhausted=True,
-            )
+            )  # fmt: skip
         at = self.wall()
         delay = self.backoff(attempts)
         if isinstance(error, RetryLaterError):
@@ -148,7 +143,6 @@ class Outcomes:
             error=str(error),
             error_code=error.code,
             send_after=at + delay,
-            attempts_delta=1 if counted else 0,
             provider=provider,
         )
 
@@ -159,14 +153,19 @@ class Outcomes:
         *,
         customer_id: str,
         provider: str | None = None,
-        attempts_delta: int = 0,
+        counted: bool = False,
         exhausted: bool = False,
+        in_doubt: bool = False,
     ) -> Finish:
+        """Failed for good. ``counted``: the attempt counts although no provider was
+        called (a render error); a failure after a provider call (``provider``) always
+        counts, any other (unreachable, unknown customer, in doubt) takes it back."""
         self.report.failed += 1
         self.report.errors[f"{error.provider}:{error.code}"] += 1
         self.report.by_provider[provider or error.provider]["failed"] += 1
         log.warning("failed %s: %s", row.describe(), error)
-        attempts = row.attempts + attempts_delta + (1 if provider else 0)
+        counts = counted or provider is not None
+        attempts = row.attempts + (1 if counts else 0)
         return Finish(
             row,
             "failed",
@@ -174,9 +173,11 @@ class Outcomes:
             customer_id,
             error=str(error),
             error_code=error.code,
-            attempts_delta=attempts_delta,
-            provider=provider,
+            attempts_delta=0 if counts else -1,
+            # in doubt: the provider that may have sent it, for the list of such messages
+            provider=provider or (error.provider if in_doubt else None),
             event="message.failed",
+            keep_in_flight=in_doubt,
             extra={"attempts": attempts, "transient": error.transient, "exhausted": exhausted},
         )
 
@@ -184,4 +185,12 @@ class Outcomes:
         self.report.suppressed += 1
         self.report.by_provider[provider]["suppressed"] += 1
         log.info("not sent (%s): %s", reason, row.describe())
-        return Finish(row, "suppressed", self.wall(), customer_id, error=reason, error_code=reason)
+        return Finish(
+            row,
+            "suppressed",
+            self.wall(),
+            customer_id,
+            error=reason,
+            error_code=reason,
+            attempts_delta=-1,
+        )

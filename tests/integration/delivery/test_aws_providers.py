@@ -136,10 +136,13 @@ def test_ses_daily_quota_pauses_sending_instead_of_looping(
         add_customer(sqlite_store, f"c-{i}", email=f"c{i}@example.com")
         add_message(sqlite_store, f"k-{i}", f"c-{i}", "email")
 
-    report = _run(sqlite_store, {"email": provider}, _settings(tmp_path))
+    settings = _settings(tmp_path)
+    report = _run(sqlite_store, {"email": provider}, settings)
 
     sends = [p for s, p in proxy.calls if p == "/v2/email/outbound-emails"]
-    assert len(sends) == provider.max_batch  # the first batch only; then paused
+    # one message a call, each in flight on its own: only the calls already under way
+    # when the first answer said "paused" (OMNI_SEND_CONCURRENCY), then none
+    assert len(sends) == settings.send_concurrency
     assert report.paused == {"ses": "LimitExceededException"} and report.sent == 0
     rows = messages(sqlite_store).values()
     assert {(r.status, r.attempts) for r in rows} == {("pending", 0)}

@@ -18,9 +18,11 @@ from omni_journey.settings import Settings
 from omni_journey.store.tables import Event
 from tests.support.outbox import (
     T0,
+    RecordingProvider,
     add_customer,
     add_message,
     messages,
+    simple_renderer,
 )
 
 # the issue's template: fine for the sample customer, endless for one customer's data
@@ -126,3 +128,34 @@ class _TimedOut(Exception):
 
     permanent = True
     code = "render-timeout"
+
+
+def test_renders_that_use_half_the_claim_put_the_rest_back_unrendered(
+    store: Engine, tmp_path: Path
+) -> None:
+    """Slow renders (each within its budget) must not outlast the claim: once half of it
+    is gone, the rows not yet rendered go back, counting no attempt, and the next claim
+    of the same pass sends them, each rendered once."""
+    settings = Settings(home=tmp_path / "home", rate_limits="", dispatch_claim_seconds=300)
+    for i in range(4):
+        add_customer(store, f"c-{i}", email=f"c{i}@example.com", attributes={"first_name": "A"})
+        add_message(store, f"k-{i}", f"c-{i}", "email")
+    clock = _Clock()
+    rendered: list[str] = []
+
+    def renderer(message: Any, customer: Any) -> Any:
+        rendered.append(customer.id)
+        if customer.id == "c-0":
+            clock.now += 200  # more than half the claim, as a timed-out render could
+            raise _TimedOut("rendering took longer than its budget")
+        return simple_renderer(message, customer)
+
+    provider = RecordingProvider()
+    report = dispatch(store, {"email": provider}, renderer, now=T0, settings=settings,
+                      worker_id="w1", clock=clock, sleep=clock.sleep)  # fmt: skip
+
+    assert (report.sent, report.failed, report.deferred) == (3, 1, 3)
+    assert sorted(rendered) == ["c-0", "c-1", "c-2", "c-3"]  # none rendered twice
+    rows = messages(store)
+    assert (rows["k-0"].status, rows["k-0"].attempts) == ("failed", 1)
+    assert {(rows[f"k-{i}"].status, rows[f"k-{i}"].attempts) for i in (1, 2, 3)} == {("sent", 1)}

@@ -149,3 +149,25 @@ def test_inbound_stop_withdraws_sms_consent_and_suppresses(
         names = connection.execute(select(Event.__table__.c.name)).scalars().all()  # type: ignore[attr-defined]
     assert (consent.granted, consent.source) == (False, "sms_keyword")
     assert names == ["message.unsubscribed"]
+
+
+def test_the_topic_is_checked_before_the_signature(
+    sqlite_store: Engine, signer: tuple[rsa.RSAPrivateKey, bytes]
+) -> None:
+    """A body from a topic we do not accept is refused as such, before any certificate
+    is fetched or any signature checked (a forged body costs us nothing)."""
+    key, pem = signer
+    fetched: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        fetched.append(url)
+        return pem
+
+    verifier = SnsSignatureVerifier(fetch)
+    foreign = {**_envelope(key, _bounce("ses-abc", "ana@example.com")), "Signature": "forged"}
+    foreign["TopicArn"] = "arn:aws:sns:us-east-1:999999999999:someone-elses"
+    with pytest.raises(FeedbackError) as error:
+        handle_sns_notification(sqlite_store, foreign, now=T0, verifier=verifier,
+                                accepted_topics={TOPIC})  # fmt: skip
+    assert error.value.reason == "topic_not_accepted"
+    assert fetched == []

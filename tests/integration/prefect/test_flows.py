@@ -167,6 +167,44 @@ def test_dispatch_sends_in_batch_tasks_not_one_per_message(
     assert "(progress)" in artifacts  # 40 due > one batch of 15
 
 
+def test_dispatch_lists_the_messages_in_doubt_in_an_artifact(
+    prefect_api: PrefectApi, make_shop: Callable[..., Shop]
+) -> None:
+    from flows.advance import advance
+    from flows.dispatch import dispatch_outbox
+    from omni_journey.store.core import MESSAGES
+
+    shop = make_shop({"quick_nudge": NUDGE})
+    customers = shop.profiles(3)
+    shop.events("product.viewed", customers)
+    assert advance(now=T0, return_state=True).is_completed()
+    since = T0 - timedelta(hours=1)
+    with shop.engine.begin() as connection:  # as a pass leaves a message failed in doubt
+        first = connection.execute(select(func.min(MESSAGES.c.id))).scalar_one()
+        connection.execute(
+            MESSAGES.update()
+            .where(MESSAGES.c.id == first)
+            .values(status="failed", provider="ses", in_flight_since=since,
+                    error="ses: in_doubt: a sender crashed during the provider call")
+        )  # fmt: skip
+
+    state = dispatch_outbox(now=T0 + timedelta(minutes=1), return_state=True)
+
+    assert state.is_completed(), state.message
+    assert state.result()["sent"] == 2
+    run_id = state.state_details.flow_run_id
+    assert run_id is not None
+    artifacts = _artifacts(run_id)
+    [row] = artifacts["dispatch-in-doubt"]
+    assert row == {
+        "id": first, "journey": "quick_nudge", "step": row["step"], "channel": "email",
+        "provider": "ses", "since": since.isoformat(), "state": "failed",
+    }  # fmt: skip
+    assert row["step"]
+    assert "1 messages in doubt" in artifacts["dispatch-summary"]
+    assert "@example.com" not in json.dumps(artifacts)  # ids, never addresses
+
+
 def test_a_failed_send_batch_is_a_failed_task_with_the_reason(
     prefect_api: PrefectApi, make_shop: Callable[..., Shop], failing_webhook: str
 ) -> None:
