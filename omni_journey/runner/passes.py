@@ -1,34 +1,29 @@
 """One pass over the journeys: publish versions, enroll, advance, queue sends.
 
-Each batch is one transaction: read the journey's event cursor (locked on PostgreSQL;
-SQLite takes the write lock at BEGIN), load the batch's facts in bulk, decide with the
-pure engine, turn its effects into rows (:mod:`~omni_journey.runner.effects`, pure),
-write states, outbox rows and the decision record (:mod:`~omni_journey.runner.writes`),
-move the cursor, commit. A crash rolls the whole batch back and the next pass redoes
-it; outbox rows are unique by idempotency key, so a redo or an overlapping pass never
-queues a send twice.
+A pass holds each journey while it works on it, so two passes of one journey take
+turns (:mod:`~omni_journey.runner.locks`). Each batch is one transaction: read the
+journey's event cursor (locked on PostgreSQL; SQLite takes the write lock at BEGIN),
+lock the batch's customers when a cap across journeys applies, load the batch's facts
+in bulk, decide with the pure engine, turn its effects into rows
+(:mod:`~omni_journey.runner.effects`, pure), write states, outbox rows and the decision
+record (:mod:`~omni_journey.runner.writes`), move the cursor, commit. A crash rolls the
+whole batch back and the next pass redoes it; outbox rows are unique by idempotency
+key, so a redo never queues a send twice.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, select
 
 from omni_journey.channels.policy import ChannelPolicy, RulePolicy
-from omni_journey.engine import (
-    NO_FACTS,
-    CompiledJourney,
-    EntryCandidate,
-    FactNeeds,
-    advance,
-    compile_journey,
-    evaluate_entry,
-    facts_needed,
-)
+from omni_journey.engine import CompiledJourney, EntryCandidate, advance, evaluate_entry
 from omni_journey.engine.types import (
     ACTIVE,
     Effect,
@@ -37,13 +32,16 @@ from omni_journey.engine.types import (
     EventView,
     SendMessage,
 )
-from omni_journey.runner import reads, writes
-from omni_journey.runner.effects import PassReport, effects_to_rows, entries_to_rows
-from omni_journey.runner.versions import migrate_in_flight, publish_versions
+from omni_journey.runner import locks, reads, writes
+from omni_journey.runner.effects import PassReport, Rows, effects_to_rows, entries_to_rows
+from omni_journey.runner.heap import frozen_heap
+from omni_journey.runner.session import PassSession
+from omni_journey.runner.versions import CompiledVersions, migrate_in_flight, publish_versions
 from omni_journey.runner.watch import is_trigger, next_schedule, watched_events
 from omni_journey.segments.compile import select_members
 from omni_journey.segments.evaluate import evaluate_segments
-from omni_journey.segments.facts import BatchFacts, load_facts
+from omni_journey.segments.fact_cache import FactCache
+from omni_journey.segments.facts import BatchFacts
 from omni_journey.segments.triggers import CATALOGUE_CUSTOMER_ID
 from omni_journey.spec.models import (
     FrequencyCap,
@@ -52,7 +50,7 @@ from omni_journey.spec.models import (
     SegmentSpec,
     SegmentTrigger,
 )
-from omni_journey.store.core import ENROLLMENTS, JOURNEY_VERSIONS
+from omni_journey.store.core import ENROLLMENTS
 
 __all__ = ["JourneyRunner", "PassReport", "publish_versions"]
 
@@ -82,15 +80,29 @@ class JourneyRunner:
         self.policy: ChannelPolicy = policy or RulePolicy()
         self.evaluate_trigger_segments = evaluate_trigger_segments
         self.trigger_max_age = trigger_max_age
-        self._compiled: dict[int, CompiledJourney] = {}
-        self._needs: dict[int, FactNeeds] = {}
+        self._versions = CompiledVersions(self.segments)
+        self._local = threading.local()  # the running pass's session, per thread
 
     # --- the pass ---------------------------------------------------------------
 
     def run(self, now: datetime, only: Iterable[str] | None = None) -> PassReport:
         report = PassReport()
         keys = sorted(set(only) if only is not None else self.journeys)
-        with self.engine.begin() as connection:
+        with frozen_heap(), self.engine.connect() as connection:  # facts read afresh
+            self._local.session = PassSession(connection, FactCache(self.segments, now))
+            try:
+                self._run(now, keys, report)
+            finally:
+                self._local.session = None
+        return report
+
+    def _begin(self) -> AbstractContextManager[Connection]:
+        """One batch's transaction: on the pass's connection when a pass is running."""
+        session: PassSession | None = getattr(self._local, "session", None)
+        return session.transaction() if session is not None else self.engine.begin()
+
+    def _run(self, now: datetime, keys: list[str], report: PassReport) -> None:
+        with self._begin() as connection:
             versions = publish_versions(connection, self.journeys, now)
         if self.evaluate_trigger_segments:
             wanted = sorted(
@@ -103,20 +115,22 @@ class JourneyRunner:
             )
             if wanted:
                 evaluate_segments(self.engine, self.segments, now=now, keys=wanted)
+        session: PassSession = self._local.session
         for key in keys:
-            spec = self.journeys[key]
-            if not spec.enabled:
-                continue
-            self._migrate(key, versions[key], now)
-            if isinstance(spec.trigger, ScheduleTrigger):
-                self._scheduled_audience(key, versions[key], now, report)
-            for _ in range(_MAX_BATCHES):
-                if not self._event_batch(key, versions[key], now, report):
-                    break
-            for _ in range(_MAX_BATCHES):
-                if not self._due_batch(key, now, report):
-                    break
-        return report
+            if self.journeys[key].enabled:
+                with session.journey(key):  # while another pass holds it, wait
+                    self._journey_pass(key, versions[key], now, report)
+
+    def _journey_pass(self, key: str, version_id: int, now: datetime, report: PassReport) -> None:
+        self._migrate(key, version_id, now)
+        if isinstance(self.journeys[key].trigger, ScheduleTrigger):
+            self._scheduled_audience(key, version_id, now, report)
+        for _ in range(_MAX_BATCHES):
+            if not self._event_batch(key, version_id, now, report):
+                break
+        for _ in range(_MAX_BATCHES):
+            if not self._due_batch(key, now, report):
+                break
 
     def next_wake(self) -> datetime | None:
         """The earliest time an active enrollment wants to be advanced (for simulate)."""
@@ -128,14 +142,7 @@ class JourneyRunner:
     # --- versions -------------------------------------------------------------------
 
     def _journey(self, connection: Connection, version_id: int) -> CompiledJourney:
-        compiled = self._compiled.get(version_id)
-        if compiled is None:
-            spec_json: Any = connection.execute(
-                select(JOURNEY_VERSIONS.c.spec).where(JOURNEY_VERSIONS.c.id == version_id)
-            ).scalar_one()
-            compiled = compile_journey(JourneySpec.model_validate(spec_json), version_id)
-            self._compiled[version_id] = compiled
-        return compiled
+        return self._versions.get(connection, version_id)
 
     def _facts(
         self,
@@ -144,22 +151,25 @@ class JourneyRunner:
         version_ids: Iterable[int],
         now: datetime,
     ) -> BatchFacts:
-        """The facts the engine declared these versions need, loaded in bulk now: the
-        engine then decides from memory and never waits on the store."""
-        needs = NO_FACTS
-        for version_id in set(version_ids):
-            if version_id not in self._needs:
-                spec = self._journey(connection, version_id).spec
-                self._needs[version_id] = facts_needed(spec, self.segments)
-            needs |= self._needs[version_id]
-        return load_facts(connection, customers, now=now, segments=self.segments, needs=needs)
+        """The facts the engine declared these versions need, loaded in bulk now (once a
+        pass for each customer: :class:`FactCache`): the engine then decides from memory
+        and never waits on the store. Under a cap across journeys, the customers are
+        locked first: their recent sends, read next, are then all another journey's
+        batch will have queued (journeys of its own take turns: the journey lock)."""
+        needs = self._versions.needs(connection, version_ids)
+        if needs.sends and self.global_cap is not None:
+            locks.hold_customers(connection, customers)
+        session: PassSession | None = getattr(self._local, "session", None)
+        if session is None or session.now != now:  # outside a pass: read now
+            return FactCache(self.segments, now).load(connection, customers, needs)
+        return session.facts.load(connection, customers, needs)
 
     def _migrate(self, key: str, current_id: int, now: datetime) -> None:
         """Move in-flight customers to the current version when the journey says so."""
         spec = self.journeys[key]
         if spec.versioning.on_change != "migrate":
             return
-        with self.engine.begin() as connection:
+        with self._begin() as connection:
             old_ids: Any = connection.execute(
                 select(ENROLLMENTS.c.journey_version_id)
                 .where(
@@ -179,11 +189,8 @@ class JourneyRunner:
 
     def _event_batch(self, key: str, version_id: int, now: datetime, report: PassReport) -> bool:
         spec = self.journeys[key]
-        with self.engine.begin() as connection:
-            cursor = reads.locked_cursor(connection, key)
-            if cursor is None:
-                writes.ensure_cursor(connection, key, now)
-                cursor = 0
+        with self._begin() as connection:
+            cursor = writes.event_cursor(connection, key, now)
             names = set(watched_events(spec))
             for other in reads.active_versions(connection, key) | {version_id}:
                 names |= watched_events(self._journey(connection, other).spec)
@@ -198,8 +205,14 @@ class JourneyRunner:
             existing += reads.awaiting_goal(connection, spec, events, now)
             versions = {s.version_id for s in existing} | {version_id}
             facts = self._facts(connection, customers, versions, now)
-            self._advance_and_apply(connection, key, existing, by_customer, facts, now, report)
-            self._enter(connection, key, version_id, events, by_customer, facts, now, report)
+            moved = self._advance_and_apply(
+                connection, key, existing, by_customer, facts, now, report
+            )
+            # still active: all of these customers' active enrollments were just written back
+            active = {state.customer_id for state in moved if state.state == ACTIVE}
+            self._enter(
+                connection, key, version_id, events, by_customer, facts, now, report, active
+            )
             writes.advance_cursor(connection, key, max(e.seq for e in events), now)
             return len(events) == self.batch_size
 
@@ -213,7 +226,9 @@ class JourneyRunner:
         facts: BatchFacts,
         now: datetime,
         report: PassReport,
+        active: set[str],
     ) -> None:
+        """Enter whom ``events`` trigger (``active``: the batch's actively enrolled)."""
         journey = self._journey(connection, version_id)
         # catalogue events (a price drop for a sku) are fanned out per customer first;
         # a trigger event older than trigger_max_age when first seen (a backfill, a
@@ -229,17 +244,8 @@ class JourneyRunner:
         if not triggers:
             return
         customers = sorted({e.customer_id for e in triggers})
-        active = {s.customer_id for s in reads.active_enrollments(connection, key, customers)}
         last_entered = reads.last_entered(connection, key, customers)
-        candidates = [
-            EntryCandidate(
-                customer_id=e.customer_id,
-                event=e,
-                active=e.customer_id in active,
-                last_entered_at=last_entered.get(e.customer_id),
-            )
-            for e in triggers
-        ]
+        candidates = _candidates([(e.customer_id, e) for e in triggers], active, last_entered)
         self._enroll(connection, key, journey, candidates, by_customer, facts, now, report)
 
     def _enroll(
@@ -262,7 +268,7 @@ class JourneyRunner:
             return
         states = writes.insert_enrollments(connection, entered, now)
         event_ids = [effect.event_id for effect in entered]
-        writes.write_rows(connection, entries_to_rows(key, states, event_ids, now, report), now)
+        self._write(connection, entries_to_rows(key, states, event_ids, now, report), now)
         self._advance_and_apply(connection, key, states, by_customer, facts, now, report)
 
     # --- scheduled audiences ------------------------------------------------------------
@@ -277,7 +283,7 @@ class JourneyRunner:
         segment = self.segments.get(trigger.segment)
         if segment is None:
             return
-        with self.engine.begin() as connection:
+        with self._begin() as connection:
             last = reads.locked_cursor(connection, key, "last_scheduled_at")
             if next_schedule(trigger.schedule, last, now) > now:
                 return
@@ -288,22 +294,14 @@ class JourneyRunner:
                 facts = self._facts(connection, chunk, [version_id], now)
                 active = {s.customer_id for s in reads.active_enrollments(connection, key, chunk)}
                 last_entered = reads.last_entered(connection, key, chunk)
-                candidates = [
-                    EntryCandidate(
-                        customer_id=c,
-                        event=None,
-                        active=c in active,
-                        last_entered_at=last_entered.get(c),
-                    )
-                    for c in chunk
-                ]
+                candidates = _candidates([(c, None) for c in chunk], active, last_entered)
                 self._enroll(connection, key, journey, candidates, {}, facts, now, report)
             writes.mark_scheduled(connection, key, now)
 
     # --- wake-ups -----------------------------------------------------------------------
 
     def _due_batch(self, key: str, now: datetime, report: PassReport) -> bool:
-        with self.engine.begin() as connection:
+        with self._begin() as connection:
             states = reads.due_enrollments(connection, key, now, self.batch_size)
             if not states:
                 return False
@@ -323,13 +321,16 @@ class JourneyRunner:
         facts: BatchFacts,
         now: datetime,
         report: PassReport,
-    ) -> None:
+    ) -> list[EnrollmentState]:
+        """Advance ``states`` and write what the engine decided; the states after."""
         by_version: dict[int, list[EnrollmentState]] = defaultdict(list)
+        moved: list[EnrollmentState] = []
         for state in states:
             by_version[state.version_id].append(state)
         for version_id, group in by_version.items():
             journey = self._journey(connection, version_id)
             result = advance(journey, group, events, facts, now, global_cap=self.global_cap)
+            moved += result.states
             if result.states:
                 writes.write_back(connection, result.states, now)
                 report.add(key, "advanced", len(result.states))
@@ -342,6 +343,7 @@ class JourneyRunner:
                 version_id=version_id,
                 contexts={state.id: state.context for state in result.states},
             )
+        return moved
 
     def _apply(
         self,
@@ -364,4 +366,19 @@ class JourneyRunner:
         rows = effects_to_rows(
             key, effects, decisions, now, report, version_id=version_id, contexts=contexts
         )
+        self._write(connection, rows, now)
+
+    def _write(self, connection: Connection, rows: Rows, now: datetime) -> None:
+        """Write one batch's rows; the pass's facts forget what they change."""
         writes.write_rows(connection, rows, now)
+        if (session := getattr(self._local, "session", None)) is not None:
+            session.wrote(rows)
+
+
+def _candidates(
+    triggers: Sequence[tuple[str, EventView | None]],
+    active: set[str],
+    last_entered: Mapping[str, datetime],
+) -> list[EntryCandidate]:
+    """Who may enter: (customer, trigger event or ``None``), with what the entry rules ask."""
+    return [EntryCandidate(c, e, c in active, last_entered.get(c)) for c, e in triggers]

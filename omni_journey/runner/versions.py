@@ -8,24 +8,32 @@ when ``versioning.migrate`` names where to: without a target the change is refus
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 
-from omni_journey.engine import CompiledJourney, plan_migration
+from omni_journey.engine import (
+    NO_FACTS,
+    CompiledJourney,
+    FactNeeds,
+    compile_journey,
+    facts_needed,
+    plan_migration,
+)
 from omni_journey.engine.types import ACTIVE
 from omni_journey.errors import SpecError
 from omni_journey.runner.writes import move_step
 from omni_journey.spec.diagnostics import Diagnostic
-from omni_journey.spec.models import JourneySpec
+from omni_journey.spec.models import JourneySpec, SegmentSpec
 from omni_journey.spec.project import JOURNEYS_DIR
 from omni_journey.store.core import ENROLLMENTS, JOURNEY_VERSIONS
 from omni_journey.store.ops import insert_ignore
 
 __all__ = [
     "REMOVED_STEP_IN_USE",
+    "CompiledVersions",
     "check_in_flight",
     "in_flight_diagnostics",
     "in_flight_problems",
@@ -156,3 +164,33 @@ def migrate_in_flight(
             if new_step is None:
                 continue
             move_step(connection, (old_id, old_step), (current.version_id, new_step), now)
+
+
+class CompiledVersions:
+    """The published versions a runner decides with, each read and compiled once, with
+    the facts its decisions need (:func:`~omni_journey.engine.facts_needed`)."""
+
+    def __init__(self, segments: Mapping[str, SegmentSpec]) -> None:
+        self._segments = segments
+        self._compiled: dict[int, CompiledJourney] = {}
+        self._needs: dict[int, FactNeeds] = {}
+
+    def get(self, connection: Connection, version_id: int) -> CompiledJourney:
+        compiled = self._compiled.get(version_id)
+        if compiled is None:
+            spec_json: Any = connection.execute(
+                select(JOURNEY_VERSIONS.c.spec).where(JOURNEY_VERSIONS.c.id == version_id)
+            ).scalar_one()
+            compiled = compile_journey(JourneySpec.model_validate(spec_json), version_id)
+            self._compiled[version_id] = compiled
+        return compiled
+
+    def needs(self, connection: Connection, version_ids: Iterable[int]) -> FactNeeds:
+        """Everything the decisions of these versions can ask of the facts."""
+        needs = NO_FACTS
+        for version_id in set(version_ids):
+            if version_id not in self._needs:
+                spec = self.get(connection, version_id).spec
+                self._needs[version_id] = facts_needed(spec, self._segments)
+            needs |= self._needs[version_id]
+        return needs

@@ -22,16 +22,18 @@ from omni_journey.delivery.outbox import queue
 from omni_journey.engine.types import ACTIVE, EnrollmentState, Entered
 from omni_journey.identity.changes import update_attributes
 from omni_journey.runner.effects import LOG_COLUMNS, EmittedEvent, Rows
-from omni_journey.runner.records import context_json, enrollment_row
+from omni_journey.runner.reads import locked_cursor
+from omni_journey.runner.records import context_json
 from omni_journey.store.core import ENROLLMENTS, JOURNEY_CURSORS
 from omni_journey.store.driver import DriverSql
-from omni_journey.store.events import append_events
+from omni_journey.store.events import append_event_rows
 from omni_journey.store.ops import insert_ignore
 
 __all__ = [
     "advance_cursor",
     "emit_events",
     "ensure_cursor",
+    "event_cursor",
     "insert_enrollments",
     "insert_log",
     "mark_scheduled",
@@ -49,21 +51,58 @@ def write_rows(connection: Connection, rows: Rows, now: datetime) -> None:
     update_attributes(connection, [(u.customer_id, u.set, u.unset) for u in rows.updates], now)
 
 
+_NEW_ENROLLMENT = (  # the columns a new enrollment binds (claims start empty)
+    "journey_key",
+    "journey_version_id",
+    "customer_id",
+    "step_id",
+    "state",
+    "wake_at",
+    "entered_at",
+    "updated_at",
+    "ended_at",
+    "end_reason",
+    "holdout",
+    "trigger_event_id",
+    "context",
+)
+
+
 def insert_enrollments(
     connection: Connection, entered: Sequence[Entered], now: datetime
 ) -> list[EnrollmentState]:
-    """Store new enrollments; their states with the ids the store gave them."""
-    rows = [enrollment_row(effect.enrollment, now) for effect in entered]
-    for row in rows:
-        row.pop("id")
-    ids: Any = (
-        connection.execute(
-            ENROLLMENTS.insert().returning(ENROLLMENTS.c.id, sort_by_parameter_order=True),
-            rows,
-        )
-        .scalars()
-        .all()
+    """Store new enrollments; their states with the ids the store gave them (through the
+    driver, bound as :func:`~omni_journey.runner.records.enrollment_row` and the column
+    types would)."""
+    if not entered:
+        return []
+    sql = DriverSql(connection)
+    stamp, p = sql.timestamp, sql.p
+    placeholders = [p] * (len(_NEW_ENROLLMENT) - 1) + [sql.json_p]
+    statement = (
+        f"INSERT INTO enrollments ({', '.join(_NEW_ENROLLMENT)}) "
+        f"VALUES ({', '.join(placeholders)}) RETURNING id"
     )
+    updated = stamp(now)
+    rows = [
+        (
+            s.journey_key,
+            s.version_id,
+            s.customer_id,
+            s.step_id,
+            s.state,
+            None if s.wake_at is None else stamp(s.wake_at),
+            stamp(s.entered_at),
+            updated,
+            None if s.ended_at is None else stamp(s.ended_at),
+            s.end_reason,
+            s.holdout,
+            s.trigger_event_id,
+            context_json(s.context),
+        )
+        for s in (effect.enrollment for effect in entered)
+    ]
+    ids = sql.insert_returning(connection, statement, rows)
     return [
         replace(effect.enrollment, id=new_id) for new_id, effect in zip(ids, entered, strict=True)
     ]
@@ -122,18 +161,13 @@ def emit_events(connection: Connection, events: Sequence[EmittedEvent], now: dat
     """Record what journeys did as events (other journeys may trigger on them)."""
     if not events:
         return
-    append_events(
+    sql = DriverSql(connection)
+    stamp, received = sql.timestamp, sql.timestamp(now)
+    append_event_rows(  # in the order of EVENT_COLUMNS
         connection,
         [
-            {
-                "event_id": event.event_id,
-                "name": event.name,
-                "customer_id": event.customer_id,
-                "at": event.at,
-                "received_at": now,
-                "properties": event.properties,
-            }
-            for event in events
+            (e.event_id, e.name, e.customer_id, stamp(e.at), _json(e.properties), received)
+            for e in events
         ],
     )
 
@@ -160,6 +194,18 @@ def move_step(
 def ensure_cursor(connection: Connection, key: str, now: datetime) -> None:
     values = {"journey_key": key, "last_event_seq": 0, "updated_at": now}
     connection.execute(insert_ignore(connection, JOURNEY_CURSORS), values)
+
+
+def event_cursor(connection: Connection, key: str, now: datetime) -> int:
+    """The journey's event cursor, its row locked until the transaction ends; created at
+    0 for the journey's first batch. A pass creating it at the same moment makes this one
+    wait for that batch to commit, then read where it left the cursor (two passes that
+    both started from 0 would read the same events twice)."""
+    cursor = locked_cursor(connection, key)
+    if cursor is None:
+        ensure_cursor(connection, key, now)
+        cursor = locked_cursor(connection, key)
+    return int(cursor)
 
 
 def advance_cursor(connection: Connection, key: str, seq: int, now: datetime) -> None:

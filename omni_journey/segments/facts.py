@@ -10,17 +10,24 @@ profiles: the same rules the segment compiler's ``reachable`` and the dispatcher
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection
 
 from omni_journey.engine import NO_FACTS, FactNeeds, match_filters
 from omni_journey.engine.types import CustomerFacts
-from omni_journey.reach import UNREACHABLE, eligibility_columns, eligibility_from_row, has_consent
+from omni_journey.reach import UNREACHABLE, has_consent
+from omni_journey.segments.fact_loads import (
+    ANY_EVENT,
+    History,
+    customer_facts,
+    load_consent,
+    load_events,
+    load_profiles,
+    load_sends,
+)
 from omni_journey.spec.conditions import (
     CHANNELS,
     AllCondition,
@@ -35,29 +42,12 @@ from omni_journey.spec.conditions import (
     SegmentCondition,
 )
 from omni_journey.spec.models import SegmentSpec
-from omni_journey.store.core import CONSENTS, CUSTOMERS, EVENTS, MESSAGES
 
-__all__ = ["ALL_FACTS", "BatchFacts", "load_facts"]
+__all__ = ["ALL_FACTS", "BatchFacts", "history_since", "load_facts"]
 
-_CHUNK = 500
 _HISTORY_EVENTS_LIMIT_DAYS = 400
-_ANY_EVENT = frozenset({"*"})
-# What CustomerFacts takes from a profile (the rest of the row costs reading for nothing).
-_PROFILE_COLUMNS = (CUSTOMERS.c.id, CUSTOMERS.c.timezone, CUSTOMERS.c.attributes)
 # Everything, for callers that do not declare what they need (tests, analytics).
-ALL_FACTS = FactNeeds(profiles=True, sends=True, consent=True, event_names=_ANY_EVENT)
-
-
-def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+ALL_FACTS = FactNeeds(profiles=True, sends=True, consent=True, event_names=ANY_EVENT)
 
 
 class BatchFacts:
@@ -203,65 +193,22 @@ def load_facts(
 ) -> BatchFacts:
     """Load what the engine declared it ``needs`` for ``customer_ids``, in a handful of
     queries per chunk of customers (everything when ``needs`` is not given)."""
-    ids = sorted(set(customer_ids))
-    profiles: dict[str, Any] = {}
-    consent: dict[str, dict[str, bool]] = defaultdict(dict)
-    sends: dict[str, list[tuple[str | None, datetime]]] = defaultdict(list)
-    events: dict[str, list[tuple[str, datetime, Mapping[str, Any]]]] = defaultdict(list)
-    lookback = needs.lookback if needs.event_names != _ANY_EVENT else None
-    since = now - (history or lookback or timedelta(days=_HISTORY_EVENTS_LIMIT_DAYS))
-    for chunk in _chunks(ids) if needs != NO_FACTS else ():
-        if needs.profiles:
-            profile_rows = connection.execute(
-                select(*_PROFILE_COLUMNS, *eligibility_columns()).where(CUSTOMERS.c.id.in_(chunk))
-            )
-            for row in profile_rows:
-                profiles[row.id] = row
-        if needs.consent:
-            rows = connection.execute(select(CONSENTS).where(CONSENTS.c.customer_id.in_(chunk)))
-            for row in rows:
-                consent[row.customer_id][row.channel] = row.granted
-        if needs.sends:
-            send_rows = connection.execute(
-                select(MESSAGES.c.customer_id, MESSAGES.c.journey_key, MESSAGES.c.send_after).where(
-                    and_(
-                        MESSAGES.c.customer_id.in_(chunk),
-                        MESSAGES.c.send_after >= now - cap_window,
-                        MESSAGES.c.status.in_(("pending", "claimed", "sent")),
-                        MESSAGES.c.channel != "webhook",
-                    )
-                )
-            )
-            for send in send_rows:
-                sends[send.customer_id].append((send.journey_key, send.send_after))
-        if needs.event_names:
-            wanted = [EVENTS.c.customer_id.in_(chunk), EVENTS.c.at >= since]
-            if needs.event_names != _ANY_EVENT:
-                wanted.append(EVENTS.c.name.in_(sorted(needs.event_names)))
-            event_rows = connection.execute(
-                select(EVENTS.c.customer_id, EVENTS.c.name, EVENTS.c.at, EVENTS.c.properties)
-                .where(and_(*wanted))
-                .order_by(EVENTS.c.customer_id, EVENTS.c.at)
-            )
-            for event in event_rows:
-                events[event.customer_id].append((event.name, event.at, event.properties or {}))
-    facts: dict[str, CustomerFacts] = {}
-    for customer_id in ids if needs.profiles or needs.sends else ():
-        profile = profiles.get(customer_id)
-        zone = _zone(profile.timezone if profile else None)
-        by_day: dict[tuple[str, str], int] = defaultdict(int)
-        for journey_key, at in sends.get(customer_id, ()):
-            day = at.astimezone(zone).date().isoformat()
-            by_day[("*", day)] += 1
-            if journey_key:
-                by_day[(journey_key, day)] += 1
-        facts[customer_id] = CustomerFacts(
-            customer_id=customer_id,
-            timezone=zone.key,
-            attributes=dict(profile.attributes or {}) if profile else {},
-            eligible=(
-                eligibility_from_row(profile) if profile else dict.fromkeys(CHANNELS, UNREACHABLE)
-            ),
-            sends_by_day=dict(by_day),
-        )
+    ids = sorted(set(customer_ids)) if needs != NO_FACTS else []
+    profiles = load_profiles(connection, ids) if needs.profiles else {}
+    consent = load_consent(connection, ids) if needs.consent else {}
+    sends = load_sends(connection, ids, now - cap_window) if needs.sends else {}
+    events: Mapping[str, History] = {}
+    if needs.event_names:
+        events = load_events(connection, ids, needs.event_names, history_since(needs, now, history))
+    facts = {
+        customer_id: customer_facts(customer_id, profiles.get(customer_id), sends.get(customer_id))
+        for customer_id in (ids if needs.profiles or needs.sends else ())
+    }
     return BatchFacts(facts, consent, events, segments, now)
+
+
+def history_since(needs: FactNeeds, now: datetime, history: timedelta | None = None) -> datetime:
+    """How far back ``needs``' event history is read: ``history`` when given, else the
+    declared look-back, else the store's default window."""
+    lookback = needs.lookback if needs.event_names != ANY_EVENT else None
+    return now - (history or lookback or timedelta(days=_HISTORY_EVENTS_LIMIT_DAYS))

@@ -1,26 +1,33 @@
 """Engine and schema set-up: SQLite (WAL) by default, PostgreSQL in production.
 
 ``open_store(url)`` creates the engine and brings the schema to the latest Alembic
-revision. Nothing here runs at import time.
+revision. Nothing here runs at import time, and Alembic is imported only when the
+schema is not at the newest revision already (every command opens the store: importing
+Alembic to find that out cost about 0.15 s of CPU each time).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from omni_journey.store.driver import json_loads
 
-__all__ = ["alembic_config", "create_store_engine", "open_store", "upgrade"]
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = ["alembic_config", "create_store_engine", "head_revision", "open_store", "upgrade"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+# ``revision = '0002'`` / ``down_revision = '0001'`` (or ``None``) in a migration file
+_REVISION_LINE = re.compile(
+    r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(?:'(\w+)'|\"(\w+)\"|(None))\s*$", re.M
+)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -55,14 +62,55 @@ def create_store_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["engine"] = engine
     return config
 
 
+def head_revision() -> str | None:
+    """The newest migration's revision, read from the migration files' text (what
+    Alembic's script directory calls the head); ``None`` when the files do not say it
+    plainly (a merge, a branch, another layout): then ask Alembic."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((_MIGRATIONS / "versions").glob("*.py")):
+        found = {
+            match[1]: match[2] or match[3] or None
+            for match in _REVISION_LINE.finditer(path.read_text(encoding="utf-8"))
+        }
+        revision = found.get("revision")
+        if revision is None or "down_revision" not in found:
+            return None
+        revisions.add(revision)
+        if (parent := found["down_revision"]) is not None:
+            parents.add(parent)
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 and parents <= revisions else None
+
+
+def _stored_revision(engine: Engine) -> str | None:
+    """The revision recorded in the store (``alembic_version``), when it is exactly one;
+    ``None`` when there is none (a new store) or the table cannot be read."""
+    try:
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    except DBAPIError:
+        return None
+    return str(rows[0][0]) if len(rows) == 1 else None
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the latest revision (no-op when it is there already)."""
+    head = head_revision()
+    if head is not None and _stored_revision(engine) == head:
+        return
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     config = alembic_config(engine)
     head = ScriptDirectory.from_config(config).get_current_head()
     with engine.connect() as connection:

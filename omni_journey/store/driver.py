@@ -85,6 +85,31 @@ class DriverSql:
         finally:
             cursor.close()
 
+    def insert_returning(
+        self, connection: Connection, statement: str, rows: Sequence[Sequence[object]]
+    ) -> list[Any]:
+        """``statement`` (an ``INSERT .. RETURNING`` of one column) once per row, inside
+        the connection's transaction; the value it returned for each row, in the rows'
+        order. SQLite: one ``execute`` per row on one cursor (no round trips to save);
+        PostgreSQL: one pipelined ``executemany`` that keeps every row's result."""
+        if not rows:
+            return []
+        cursor: Any = connection.connection.cursor()
+        try:
+            if self.sqlite:
+                returned = []
+                for row in rows:
+                    cursor.execute(statement, row)
+                    returned.append(cursor.fetchone()[0])
+                return returned
+            cursor.executemany(statement, rows, returning=True)
+            returned = [cursor.fetchone()[0]]
+            while cursor.nextset():
+                returned.append(cursor.fetchone()[0])
+            return returned
+        finally:
+            cursor.close()
+
     def insert_ignore(
         self,
         connection: Connection,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -25,6 +26,49 @@ def test_migrations_match_models(store: Engine) -> None:
 def test_upgrade_is_idempotent(store: Engine) -> None:
     upgrade(store)
     upgrade(store)
+
+
+def test_head_revision_is_alembics_head(store: Engine) -> None:
+    """The head read from the migration files' text is the one Alembic finds, and the
+    store, once upgraded, records it (so ``upgrade`` may return without Alembic)."""
+    from alembic.script import ScriptDirectory
+
+    from omni_journey.store.db import alembic_config, head_revision
+
+    head = ScriptDirectory.from_config(alembic_config(store)).get_current_head()
+    assert head is not None
+    assert head_revision() == head
+    with store.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() == head
+
+
+def test_upgrade_at_head_does_not_import_alembic(store: Engine) -> None:
+    """A store at the newest revision is opened without importing Alembic."""
+    import subprocess
+    import sys
+
+    program = (
+        "import sys; from omni_journey.store import open_store; "
+        f"open_store({store.url.render_as_string(hide_password=False)!r}).dispose(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_upgrade_of_an_empty_store_migrates(tmp_path: Path) -> None:
+    """No ``alembic_version`` table yet: the cheap check falls through to Alembic."""
+    from omni_journey.store import open_store
+
+    engine = open_store(f"sqlite:///{tmp_path / 'new.db'}")
+    try:
+        with engine.connect() as connection:
+            assert MigrationContext.configure(connection).get_current_revision() is not None
+            assert connection.execute(select(Enrollment.__table__)).all() == []  # type: ignore[call-overload]
+    finally:
+        engine.dispose()
 
 
 def test_sqlite_runs_in_wal_mode(sqlite_store: Engine) -> None:
