@@ -9,8 +9,10 @@ Alembic to find that out cost about 0.15 s of CPU each time).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
@@ -113,10 +115,34 @@ def upgrade(engine: Engine) -> None:
 
     config = alembic_config(engine)
     head = ScriptDirectory.from_config(config).get_current_head()
+    with _one_migrator(engine):
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+        if current != head:
+            command.upgrade(config, "head")
+
+
+#: advisory lock key (class, object) that serialises migrations on PostgreSQL
+_MIGRATION_LOCK: Final = (1869442667, 0)
+
+
+@contextmanager
+def _one_migrator(engine: Engine) -> Iterator[None]:
+    """On PostgreSQL, one process at a time reads the schema's revision and migrates:
+    two commands opening an empty database at once would otherwise both create it and
+    collide in ``alembic_version``. The second waits, then finds the schema at head.
+    SQLite's write transactions serialise on their own."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
     with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-    if current != head:
-        command.upgrade(config, "head")
+        connection.exec_driver_sql("SELECT pg_advisory_lock(%s, %s)", _MIGRATION_LOCK)
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.exec_driver_sql("SELECT pg_advisory_unlock(%s, %s)", _MIGRATION_LOCK)
+            connection.commit()
 
 
 def open_store(url: str, **kwargs: Any) -> Engine:
