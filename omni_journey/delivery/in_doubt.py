@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Table, and_, or_, select
 
+from omni_journey.delivery.message_events import message_event
 from omni_journey.delivery.outbox import settle_row
 from omni_journey.store.events import append_new_events
 from omni_journey.store.tables import Message
@@ -116,32 +117,9 @@ def settle_in_doubt(
     ):
         return False
     name = "message.sent" if outcome == "sent" else "message.failed"
-    properties: dict[str, Any] = {
-        "message_id": row.id,
-        "idempotency_key": row.idempotency_key,
-        "channel": row.channel,
-        "message": row.message_key,
-        "journey": row.journey_key,
-        "journey_version_id": row.journey_version_id,
-        "step": row.step_id,
-        "enrollment_id": row.enrollment_id,
-        "provider": provider,
-        "provider_message_id": provider_message_id,
-        "reconciled": True,  # from the provider's feedback, after the sender died
-    }
-    if reason:
-        properties["reason"] = reason
-    append_new_events(
-        connection,
-        [
-            {
-                "event_id": f"{name}:{row.id}",
-                "name": name,
-                "customer_id": row.customer_id,
-                "at": at,
-                "received_at": at,
-                "properties": properties,
-            }
-        ],
-    )
+    # from the provider's feedback, after the sender died; the provider id always named
+    extra = {"provider_message_id": provider_message_id, "reconciled": True}
+    event = message_event(row, name, customer_id=row.customer_id, at=at, provider=provider,
+                          reason=reason, extra=extra)  # fmt: skip
+    append_new_events(connection, [event])
     return True

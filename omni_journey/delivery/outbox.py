@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, Table, and_, bindparam, or_, select, update
 
+from omni_journey.delivery.message_events import message_event
 from omni_journey.identity.changes import forget_push_token
 from omni_journey.reach.suppressions import suppress
 from omni_journey.store.events import append_events
@@ -230,32 +231,17 @@ def release(
         connection.execute(update(_MESSAGES).where(_held(ids, worker_id)).values(**values))
 
 
-def _event(finish: Finish) -> dict[str, Any]:
-    row = finish.row
-    properties: dict[str, Any] = {
-        "message_id": row.id,
-        "idempotency_key": row.idempotency_key,
-        "channel": row.channel,
-        "message": row.message_key,
-        "journey": row.journey_key,
-        "journey_version_id": row.journey_version_id,
-        "step": row.step_id,
-        "enrollment_id": row.enrollment_id,
-        "provider": finish.provider,
-    }
-    if finish.provider_message_id:
-        properties["provider_message_id"] = finish.provider_message_id
-    if finish.error_code:
-        properties["reason"] = finish.error_code
-    properties.update(finish.extra)
-    return {
-        "event_id": f"{finish.event}:{row.id}",
-        "name": finish.event,
-        "customer_id": finish.customer_id,
-        "at": finish.at,
-        "received_at": finish.at,
-        "properties": properties,
-    }
+def _event(finish: Finish, name: str) -> dict[str, Any]:
+    return message_event(
+        finish.row,
+        name,
+        customer_id=finish.customer_id,
+        at=finish.at,
+        provider=finish.provider,
+        provider_message_id=finish.provider_message_id,
+        reason=finish.error_code,
+        extra=finish.extra,
+    )
 
 
 def finish(engine: Engine, finishes: Sequence[Finish], *, worker_id: str) -> list[Finish]:
@@ -279,7 +265,7 @@ def finish(engine: Engine, finishes: Sequence[Finish], *, worker_id: str) -> lis
             if item.prune_push_token:
                 forget_push_token(connection, item.prune_push_token)
             if item.event:
-                events.append(_event(item))
+                events.append(_event(item, item.event))
         if events:
             append_events(connection, events)
     for item in lost:
