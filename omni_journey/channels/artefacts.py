@@ -8,7 +8,8 @@ the newest ``active`` row is the model in use.
 
 :class:`ModelLoader` loads the active model lazily, at most once per version, and
 never raises: a missing, corrupt or mismatched model is logged once, as an error
-naming the version and the problem, and the caller falls back to the rule.
+naming the version, the file and the problem, and what to do (train a new one), and the
+caller falls back to the rule.
 """
 
 from __future__ import annotations
@@ -155,19 +156,28 @@ def load_model(models_dir: Path, record: ModelRecord) -> ChannelModel:
     for needed in (weights, card_path):
         if not needed.is_file():
             raise ChannelModelError(version, f"file missing: {needed}")
-    if _digest(weights) != record.sha256:
+    try:
+        digest = _digest(weights)
+    except OSError as error:
+        raise ChannelModelError(version, f"{weights} unreadable: {error.strerror}") from None
+    if digest != record.sha256:
         raise ChannelModelError(
             version, f"{weights} does not match its registered digest (corrupt or replaced)"
         )
+    reading = card_path
     try:
         card: dict[str, Any] = json.loads(card_path.read_text())
         spec = FeatureSpec.from_json(card["spec"])
+        reading = weights
         with np.load(weights, allow_pickle=False) as arrays:
             parts = {name: np.asarray(arrays[name]) for name in arrays.files}
+        reading = card_path
         names = tuple(card["features"])
         channels = tuple(card["channels"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ChannelModelError(version, f"unreadable: {type(error).__name__}: {error}") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ChannelModelError(
+            version, f"{reading} unreadable ({type(error).__name__}: {error})"
+        ) from None
     if channels != CHANNELS:
         raise ChannelModelError(version, f"trained for channels {channels}, expected {CHANNELS}")
     if list(names) != feature_names(spec):
@@ -237,5 +247,7 @@ class ModelLoader:
             self._model, self.error = load_model(self.models_dir, record), None
         except ChannelModelError as error:
             self._model, self.error = None, str(error)
-            log.error("%s; using the rule until a good model is trained", error)
+            log.error(
+                "%s; using the rule until a good model is trained (omni-journey train)", error
+            )
         return self._model

@@ -138,16 +138,28 @@ def _register() -> None:
 def main() -> None:
     """The ``omni-journey`` command. A setting that is missing or wrong (a
     :class:`ConfigError`, e.g. no ``OMNI_SECRET_KEY`` with a shared store) ends it with
-    one line naming the variable and exit code 2, never a traceback."""
+    one line naming the variable and exit code 2; a database that goes away, refuses
+    connections or stays locked ends it with one line and exit code 3; never a
+    traceback."""
     try:
         app()
     except Exception as error:
-        from omni_journey.errors import ConfigError  # not before it is needed: start-up
-
-        if not isinstance(error, ConfigError):
-            raise
-        from rich.console import Console
+        from rich.console import Console  # not before it is needed: start-up
         from rich.markup import escape
 
-        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(error))}")
-        raise SystemExit(2) from None
+        from omni_journey.errors import ConfigError
+
+        if isinstance(error, ConfigError):
+            Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(error))}")
+            raise SystemExit(2) from None
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
+        if not isinstance(error, OperationalError | InterfaceError):
+            raise
+        cause = str(error.orig or error).strip().splitlines()[0]
+        Console(stderr=True, soft_wrap=True).print(
+            f"[red]error:[/red] the database is unavailable ({escape(cause)}): this command "
+            "stopped; what it committed is kept, and running it again once the database is "
+            "back finishes the work"
+        )
+        raise SystemExit(3) from None

@@ -13,6 +13,7 @@ from rich.table import Table
 from omni_journey.cli.options import parse_time
 from omni_journey.errors import ConfigError, SpecError
 from omni_journey.runner.passes import PassReport
+from omni_journey.runner.versions import RefusedJourneysError
 from omni_journey.service.pipeline import build_runner, dispatch_due, global_cap, load_valid_project
 from omni_journey.service.simulate import simulate
 from omni_journey.settings import Settings, get_settings
@@ -90,15 +91,23 @@ def run(
         raise typer.Exit(2)
     engine = open_store(settings.resolved_database_url)
     try:
-        report = build_runner(engine, project, settings).run(
-            at, only=[journey] if journey else None
-        )
+        try:
+            report = build_runner(engine, project, settings).run(
+                at, only=[journey] if journey else None
+            )
+        except RefusedJourneysError as refused:  # the other journeys ran: dispatch theirs
+            report = refused.report
         console = Console()
         console.print(_pass_table(report))
         if dispatch:
             console.print(dispatch_due(engine, settings, now=at).summary())
     finally:
         engine.dispose()
+    if report.refused:  # their customers wait where they are until the file is fixed
+        errors = Console(stderr=True)
+        errors.print("\n".join(str(d) for d in report.refused), markup=False, highlight=False)
+        errors.print("[red]these journeys were not run (the others were): fix them first[/red]")
+        raise typer.Exit(1)
 
 
 def _print_simulation(result: dict[str, Any]) -> None:

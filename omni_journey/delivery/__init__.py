@@ -8,6 +8,7 @@ Importing this package imports no vendor SDK: provider modules load through
 from omni_journey.delivery.base import (
     AddressRejectedError,
     Content,
+    DeliveryInDoubtError,
     FeedbackError,
     OutgoingMessage,
     Provider,
@@ -26,6 +27,7 @@ __all__ = [
     "AddressRejectedError",
     "Content",
     "CustomerView",
+    "DeliveryInDoubtError",
     "DispatchReport",
     "FeedbackError",
     "OutboxRow",

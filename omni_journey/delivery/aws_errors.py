@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from omni_journey.delivery.base import AddressRejectedError, ProviderPausedError, RetryLaterError
+from omni_journey.delivery.base import (
+    AddressRejectedError,
+    DeliveryInDoubtError,
+    ProviderPausedError,
+    RetryLaterError,
+)
 from omni_journey.errors import (
     ConfigError,
     DeliveryError,
@@ -23,16 +28,24 @@ from omni_journey.errors import (
     TransientDeliveryError,
 )
 
-__all__ = ["COMMON_AWS_ERRORS", "ErrorRule", "client_config_error", "map_aws_error", "scrub"]
+__all__ = [
+    "COMMON_AWS_ERRORS",
+    "ErrorRule",
+    "client_config_error",
+    "map_aws_error",
+    "no_retry_in_doubt",
+    "scrub",
+]
 
-Kind = Literal["transient", "permanent", "address", "pause"]
+Kind = Literal["transient", "permanent", "address", "pause", "doubt"]
 
 
 @dataclass(frozen=True)
 class ErrorRule:
     """What an error code means: retry the message (``transient``, at least
     ``retry_after`` later), fail it (``permanent``), fail it and suppress the address
-    (``address``), or stop the provider for ``retry_after`` (``pause``)."""
+    (``address``), or stop the provider for ``retry_after`` (``pause``); ``doubt``: the
+    request went out and no answer came (the message may have been delivered)."""
 
     kind: Kind
     retry_after: timedelta | None = None
@@ -41,6 +54,7 @@ class ErrorRule:
 TRANSIENT = ErrorRule("transient")
 PERMANENT = ErrorRule("permanent")
 ADDRESS = ErrorRule("address")
+DOUBT = ErrorRule("doubt")
 PAUSE_5M = ErrorRule("pause", timedelta(minutes=5))
 PAUSE_1H = ErrorRule("pause", timedelta(hours=1))
 
@@ -81,9 +95,9 @@ COMMON_AWS_ERRORS: Mapping[str, ErrorRule] = {
 # botocore's own exceptions, by class name (no botocore import here).
 _CLIENT_SIDE: Mapping[str, ErrorRule] = {
     "ConnectTimeoutError": TRANSIENT,
-    "ReadTimeoutError": TRANSIENT,
+    "ReadTimeoutError": DOUBT,  # sent, no answer: it may have been delivered
     "EndpointConnectionError": TRANSIENT,
-    "ConnectionClosedError": TRANSIENT,
+    "ConnectionClosedError": DOUBT,
     "ProxyConnectionError": TRANSIENT,
     "HTTPClientError": TRANSIENT,
     "NoCredentialsError": PAUSE_5M,
@@ -110,6 +124,8 @@ def _build(provider: str, code: str, detail: str, rule: ErrorRule) -> DeliveryEr
         return ProviderPausedError(
             provider, code, detail, retry_after=rule.retry_after or timedelta(minutes=5)
         )
+    if rule.kind == "doubt":
+        return DeliveryInDoubtError(provider, code, detail)
     if rule.kind == "transient":
         if rule.retry_after:
             return RetryLaterError(provider, code, detail, retry_after=rule.retry_after)
@@ -145,6 +161,25 @@ def map_aws_error(
         if cls.__name__ in _CLIENT_SIDE:
             return _build(provider, cls.__name__, scrub(str(error)), _CLIENT_SIDE[cls.__name__])
     return TransientDeliveryError(provider, "unexpected_error", type(error).__name__)
+
+
+_IN_DOUBT = frozenset(("ReadTimeoutError", "ConnectionClosedError"))
+
+
+def _stop_in_doubt(caught_exception: BaseException | None = None, **_: Any) -> bool | None:
+    if caught_exception is not None and type(caught_exception).__name__ in _IN_DOUBT:
+        return False  # botocore: "no retry"; None lets its own retry rules decide
+    return None
+
+
+def no_retry_in_doubt(client: Any) -> Any:
+    """``client`` with botocore's retries kept for throttling, 5xx and connections that
+    never opened, but not for a request that went out and got no answer (a read timeout,
+    a connection closed mid-call): resending that may deliver the message twice. The
+    error reaches the provider, which reports the message in doubt."""
+    event = f"needs-retry.{client.meta.service_model.service_id.hyphenize()}"
+    client.meta.events.register_first(event, _stop_in_doubt, unique_id="omni-no-retry-in-doubt")
+    return client
 
 
 def client_config_error(service: str, error: BaseException) -> ConfigError:

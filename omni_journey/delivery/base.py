@@ -6,7 +6,9 @@ mapped at the boundary to
 
 - :class:`TransientDeliveryError` (retry later: throttling, 5xx, timeouts), or its
   :class:`RetryLaterError` / :class:`ProviderPausedError` refinements that say how long
-  to wait (and, for a pause, that every message of this provider must wait);
+  to wait (and, for a pause, that every message of this provider must wait), or
+  :class:`DeliveryInDoubtError` when the request went out and no answer came back (the
+  provider may have delivered it);
 - :class:`PermanentDeliveryError` (never retry), or :class:`AddressRejectedError` when
   the address itself is bad: the dispatcher suppresses it (or prunes the push token).
 """
@@ -29,6 +31,7 @@ from omni_journey.errors import (
 __all__ = [
     "AddressRejectedError",
     "Content",
+    "DeliveryInDoubtError",
     "FeedbackError",
     "OutgoingMessage",
     "Provider",
@@ -51,6 +54,14 @@ class ProviderPausedError(RetryLaterError):
     """The provider refuses every message for a while (daily quota, project quota, account
     paused): the dispatcher stops using it for ``retry_after`` and does not count an
     attempt against the messages it puts back."""
+
+
+class DeliveryInDoubtError(TransientDeliveryError):
+    """The request went out and no answer came back (a read timeout, a connection closed
+    mid-call): the provider may have delivered the message. An idempotent provider sends
+    it again; for one that takes no idempotency key the dispatcher handles it as a
+    message in doubt (``OMNI_DISPATCH_IN_DOUBT``: failed with ``in_doubt`` and listed, or
+    sent again)."""
 
 
 class AddressRejectedError(PermanentDeliveryError):

@@ -3,7 +3,10 @@
 At most 500 messages a call (FCM's limit, and this provider's ``max_batch``). A token
 FCM calls ``UNREGISTERED`` (or ``INVALID_ARGUMENT`` about the token, or
 ``SENDER_ID_MISMATCH``) is pruned by the dispatcher (identity deleted, token
-suppressed); ``QUOTA_EXCEEDED`` pauses push for at least a minute.
+suppressed); ``QUOTA_EXCEEDED`` pauses push for at least a minute. A send that timed out
+waiting for its answer is in doubt (FCM may have delivered it): firebase-admin's own
+retry of such a request is turned off, and the dispatcher never resends it unless
+``OMNI_DISPATCH_IN_DOUBT=resend``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from firebase_admin import credentials, exceptions, messaging
 from omni_journey.delivery.aws_errors import scrub
 from omni_journey.delivery.base import (
     AddressRejectedError,
+    DeliveryInDoubtError,
     OutgoingMessage,
     ProviderPausedError,
     RetryLaterError,
@@ -87,6 +91,8 @@ def map_fcm_error(error: BaseException) -> DeliveryError:
         )
     code = next((c for cls, c in _FCM_CLASSES if isinstance(error, cls)), str(error.code))
     detail = scrub(str(error))
+    if code == exceptions.DEADLINE_EXCEEDED and type(error.cause).__name__ != "ConnectTimeout":
+        return DeliveryInDoubtError("fcm", code, detail)  # sent, no answer: maybe delivered
     kind = FCM_ERRORS.get(code, "transient")
     if code == exceptions.INVALID_ARGUMENT and _ABOUT_TOKEN.search(str(error)):
         kind = "address"
@@ -175,6 +181,17 @@ class FcmProvider:
 _app_names = itertools.count()
 
 
+def _no_read_retries(app: firebase_admin.App) -> None:
+    """firebase-admin retries a request once after a read error (it went out, no answer
+    came back): for a send, that may deliver it twice. Its retries of 500 and 503, and
+    of connections that never opened, stay."""
+    service = messaging._get_messaging_service(app)
+    for adapter in service._client.session.adapters.values():
+        retries = getattr(adapter, "max_retries", None)
+        if retries is not None and hasattr(retries, "new"):
+            adapter.max_retries = retries.new(read=False)  # False: raise the timeout itself
+
+
 def create_fcm_provider(settings: Settings) -> FcmProvider:
     """Entry point ``fcm``: one firebase-admin app from the service-account JSON."""
     path = settings.fcm_credentials_path
@@ -190,4 +207,5 @@ def create_fcm_provider(settings: Settings) -> FcmProvider:
         options={"httpTimeout": 30},
         name=f"omni-journey-{next(_app_names)}",
     )
+    _no_read_retries(app)
     return FcmProvider(app)

@@ -6,25 +6,36 @@ Files are named by the idempotency key and appear atomically (written under a te
 name, flushed, renamed): a re-send overwrites the same file, so this provider is
 idempotent. A whole batch is flushed at once (:mod:`omni_journey.delivery.file_batch`),
 before ``send_batch`` returns, so before the dispatcher marks any of its rows sent.
+
+A file that cannot be written fails alone, transiently (``disk_error``: retried with
+backoff). A full disk or quota (``ENOSPC``, ``EDQUOT``) is no fault of the message: it
+pauses the file outbox for :data:`DISK_FULL_PAUSE` (``disk_full``), so the rest of the
+pass's messages go back unsent without using up their attempts, and the next pass after
+the pause writes them once there is room again.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import re
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
-from omni_journey.delivery.base import OutgoingMessage, SendResult
+from omni_journey.delivery.base import OutgoingMessage, ProviderPausedError, SendResult
 from omni_journey.delivery.file_batch import FileBatch
 from omni_journey.delivery.mime_bytes import email_bytes
 from omni_journey.errors import TransientDeliveryError
 from omni_journey.settings import Settings
 
-__all__ = ["FileProvider", "create_file_provider", "outbox_file_name"]
+__all__ = ["DISK_FULL_PAUSE", "FileProvider", "create_file_provider", "outbox_file_name"]
 
+#: How long a full disk pauses the file outbox (the messages wait, their attempts kept).
+DISK_FULL_PAUSE = timedelta(minutes=1)
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -127,6 +138,13 @@ class FileProvider:
         if error is None:
             return SendResult.sent(message, f"file:{message.channel}/{path.name}")
         detail = error.strerror or type(error).__name__
+        if error.errno in _DISK_FULL:
+            return SendResult.failed(
+                message,
+                ProviderPausedError(
+                    "file", "disk_full", f"{detail}: free space", retry_after=DISK_FULL_PAUSE
+                ),
+            )
         return SendResult.failed(message, TransientDeliveryError("file", "disk_error", detail))
 
 

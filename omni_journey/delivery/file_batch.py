@@ -81,8 +81,14 @@ class FileBatch:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-        finally:
+        except BaseException:
+            # a full disk (ENOSPC, EDQUOT, EFBIG) stops the write part-way: no leftover,
+            # which would hold the space and an inode until the resend overwrote it
             os.close(fd)
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise
+        os.close(fd)
         self._staged[final] = temporary
 
     def discard(self) -> None:

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from omni_journey.delivery.base import (
     AddressRejectedError,
+    DeliveryInDoubtError,
     OutgoingMessage,
     ProviderPausedError,
     RetryLaterError,
@@ -25,7 +26,7 @@ from omni_journey.delivery.base import (
 )
 from omni_journey.delivery.dispatch_report import DispatchReport
 from omni_journey.delivery.outbox import Finish, OutboxRow
-from omni_journey.errors import DeliveryError, TransientDeliveryError
+from omni_journey.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from omni_journey.settings import Settings
 
 __all__ = ["Outcomes"]
@@ -46,9 +47,15 @@ class Outcomes:
         self.paused_until: dict[str, datetime] = {}
 
     def after_send(
-        self, provider: str, row: OutboxRow, message: OutgoingMessage, result: SendResult
+        self,
+        provider: str,
+        row: OutboxRow,
+        message: OutgoingMessage,
+        result: SendResult,
+        *,
+        idempotent: bool = False,
     ) -> Finish:
-        """The provider's answer for one message."""
+        """The provider's answer for one message (``idempotent``: the provider's)."""
         at = self.wall()
         attempts = row.attempts + 1
         stats = self.report.by_provider[provider]
@@ -69,6 +76,19 @@ class Outcomes:
             )
         if isinstance(error, ProviderPausedError):
             return self._paused(provider, row, message, error, at)
+        if (
+            isinstance(error, DeliveryInDoubtError)
+            and not idempotent
+            and self.settings.dispatch_in_doubt == "fail"
+        ):  # no answer from a provider without idempotency: never risk a second send
+            self.report.in_doubt += 1
+            return self.fail(
+                row,
+                PermanentDeliveryError(provider, "in_doubt", f"no answer ({error.code})"),
+                customer_id=message.customer_id,
+                provider=provider,
+                in_doubt=True,
+            )
         if isinstance(error, TransientDeliveryError):
             return self.retry(row, error, customer_id=message.customer_id, provider=provider)
         finish_ = self.fail(row, error, customer_id=message.customer_id, provider=provider)
@@ -88,12 +108,14 @@ class Outcomes:
     ) -> Finish:
         """The provider refuses everything for a while: back to pending, no attempt."""
         until = at + error.retry_after
-        self.paused_until[provider] = max(until, self.paused_until.get(provider, until))
+        before = self.paused_until.get(provider)
+        self.paused_until[provider] = max(until, before or until)
         self.report.paused[provider] = error.code
         self.report.deferred += 1
         self.report.by_provider[provider]["deferred"] += 1
         self.report.errors[f"{error.provider}:{error.code}"] += 1
-        log.error("provider %s paused until %s: %s", provider, until.isoformat(), error)
+        if before is None:  # once a pass, not once for each message of the paused batch
+            log.error("provider %s paused until %s: %s", provider, until.isoformat(), error)
         return Finish(
             row,
             "pending",

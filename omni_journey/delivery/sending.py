@@ -101,7 +101,9 @@ class Sending:
             results = self._call(provider, [m for _, m in sendable])
             self._finish(
                 [
-                    self.outcomes.after_send(provider.name, row, m, results[row.id])
+                    self.outcomes.after_send(
+                        provider.name, row, m, results[row.id], idempotent=provider.idempotent
+                    )
                     for row, m in sendable
                 ]
             )
@@ -126,7 +128,10 @@ class Sending:
                         return
                 result = self._call(provider, [message])[row.id]
                 with books:
-                    self._finish([self.outcomes.after_send(provider.name, row, message, result)])
+                    finish_ = self.outcomes.after_send(
+                        provider.name, row, message, result, idempotent=provider.idempotent
+                    )
+                    self._finish([finish_])
             finally:
                 slots.release()
 

@@ -29,6 +29,7 @@ from omni_journey.delivery.aws_errors import (
     ErrorRule,
     client_config_error,
     map_aws_error,
+    no_retry_in_doubt,
 )
 from omni_journey.delivery.base import OutgoingMessage, SendResult, send_each_concurrently
 from omni_journey.delivery.mime_bytes import email_bytes
@@ -122,7 +123,7 @@ def create_ses_provider(settings: Settings) -> SesProvider:
         max_pool_connections=max(10, settings.send_concurrency),
     )
     try:
-        client = boto3.session.Session().client("sesv2", config=config)
+        client = no_retry_in_doubt(boto3.session.Session().client("sesv2", config=config))
     except Exception as error:
         raise client_config_error("sesv2", error) from None
     return SesProvider(

@@ -26,6 +26,7 @@ from omni_journey.delivery.aws_errors import (
     ErrorRule,
     client_config_error,
     map_aws_error,
+    no_retry_in_doubt,
 )
 from omni_journey.delivery.base import (
     AddressRejectedError,
@@ -221,7 +222,7 @@ def _client(service: str, settings: Settings) -> Any:
         max_pool_connections=max(10, settings.send_concurrency),
     )
     try:
-        return boto3.session.Session().client(service, config=config)
+        return no_retry_in_doubt(boto3.session.Session().client(service, config=config))
     except Exception as error:
         raise client_config_error(service, error) from None
 

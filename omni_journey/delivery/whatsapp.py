@@ -25,6 +25,7 @@ from omni_journey.delivery.aws_errors import (
     ErrorRule,
     client_config_error,
     map_aws_error,
+    no_retry_in_doubt,
 )
 from omni_journey.delivery.base import (
     AddressRejectedError,
@@ -130,7 +131,7 @@ def create_whatsapp_provider(settings: Settings) -> WhatsAppProvider:
         max_pool_connections=max(10, settings.send_concurrency),
     )
     try:
-        client = boto3.session.Session().client("socialmessaging", config=config)
+        client = no_retry_in_doubt(boto3.session.Session().client("socialmessaging", config=config))
     except Exception as error:
         raise client_config_error("socialmessaging", error) from None
     return WhatsAppProvider(

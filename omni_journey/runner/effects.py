@@ -28,6 +28,7 @@ from omni_journey.engine.types import (
     StepEntered,
     UpdateAttributes,
 )
+from omni_journey.spec.diagnostics import Diagnostic
 
 __all__ = [
     "DEFERRING_REASONS",
@@ -75,9 +76,12 @@ class SendDecision(Protocol):
 
 @dataclass
 class PassReport:
-    """Counts per journey of what one pass did."""
+    """Counts per journey of what one pass did; ``refused``: why the pass did not run some
+    journeys (their new version would strand customers: ``removed-step-in-use``, as
+    ``validate`` reports it)."""
 
     journeys: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    refused: list[Diagnostic] = field(default_factory=list)
 
     def add(self, journey_key: str, kind: str, count: int = 1) -> None:
         self.journeys[journey_key][kind] += count

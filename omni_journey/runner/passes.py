@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, select
@@ -36,7 +37,13 @@ from omni_journey.runner import locks, reads, writes
 from omni_journey.runner.effects import PassReport, Rows, effects_to_rows, entries_to_rows
 from omni_journey.runner.heap import frozen_heap
 from omni_journey.runner.session import PassSession
-from omni_journey.runner.versions import CompiledVersions, migrate_in_flight, publish_versions
+from omni_journey.runner.versions import (
+    CompiledVersions,
+    RefusedJourneysError,
+    migrate_in_flight,
+    publish_allowed,
+    publish_versions,
+)
 from omni_journey.runner.watch import is_trigger, next_schedule, watched_events
 from omni_journey.segments.compile import select_members
 from omni_journey.segments.evaluate import evaluate_segments
@@ -94,6 +101,8 @@ class JourneyRunner:
                 self._run(now, keys, report)
             finally:
                 self._local.session = None
+        if report.refused:  # after every other journey ran
+            raise RefusedJourneysError(report.refused, report)
         return report
 
     def _begin(self) -> AbstractContextManager[Connection]:
@@ -103,7 +112,9 @@ class JourneyRunner:
 
     def _run(self, now: datetime, keys: list[str], report: PassReport) -> None:
         with self._begin() as connection:
-            versions = publish_versions(connection, self.journeys, now)
+            versions, refused = publish_allowed(connection, self.journeys, now)
+        report.refused.extend(d for d in refused if Path(d.path).stem in keys)
+        keys = [key for key in keys if key in versions]
         if self.evaluate_trigger_segments:
             wanted = sorted(
                 {

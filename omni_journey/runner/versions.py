@@ -3,11 +3,14 @@
 A new version of a journey with ``versioning.on_change: migrate`` moves the customers in
 flight to it. A customer waiting at a step the new version no longer has can only move
 when ``versioning.migrate`` names where to: without a target the change is refused
-(with ``keep`` they finish on their old version, so removing the step is fine).
+(with ``keep`` they finish on their old version, so removing the step is fine). A pass
+(:func:`publish_allowed`) refuses only that journey: it is not run until its file is
+fixed (its customers wait, nothing is lost), and every other journey runs.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -34,12 +37,16 @@ from omni_journey.store.ops import insert_ignore
 __all__ = [
     "REMOVED_STEP_IN_USE",
     "CompiledVersions",
+    "RefusedJourneysError",
     "check_in_flight",
     "in_flight_diagnostics",
     "in_flight_problems",
     "migrate_in_flight",
+    "publish_allowed",
     "publish_versions",
 ]
+
+log = logging.getLogger("omni_journey.runner")
 
 REMOVED_STEP_IN_USE = "removed-step-in-use"  # in spec.diagnostics.STORE_CODES
 
@@ -123,6 +130,40 @@ def publish_versions(
     publish a version that would strand customers (:func:`check_in_flight`).
     """
     check_in_flight(connection, journeys)
+    return _publish(connection, journeys, now)
+
+
+class RefusedJourneysError(SpecError):
+    """Raised at the end of a pass that ran every journey but the ones in ``diagnostics``
+    (``removed-step-in-use``): those were not run, their customers wait where they are.
+    ``report`` is the pass's report (what the other journeys did)."""
+
+    def __init__(self, diagnostics: list[Diagnostic], report: Any) -> None:
+        super().__init__(list(diagnostics))
+        self.report = report
+
+
+def publish_allowed(
+    connection: Connection, journeys: Mapping[str, JourneySpec], now: datetime
+) -> tuple[dict[str, int], list[Diagnostic]]:
+    """Publish every journey whose current version strands nobody; return the current
+    version ids of those, and the problems of the others (``removed-step-in-use``, one
+    for each step in use that the new version removes), which keep their published
+    versions untouched and must not run this pass. Each refusal is logged as an error."""
+    problems = in_flight_problems(connection, journeys)
+    for key, step, waiting in problems:
+        log.error(
+            "journey %s not run: its new version removes step %s, where %d customers wait "
+            "(removed-step-in-use)", key, step, waiting,
+        )  # fmt: skip
+    refused = {key for key, _, _ in problems}
+    allowed = {key: spec for key, spec in journeys.items() if key not in refused}
+    return _publish(connection, allowed, now), in_flight_diagnostics(problems)
+
+
+def _publish(
+    connection: Connection, journeys: Mapping[str, JourneySpec], now: datetime
+) -> dict[str, int]:
     current: dict[str, int] = {}
     table = JOURNEY_VERSIONS
     for key, spec in journeys.items():

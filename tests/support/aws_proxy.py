@@ -2,7 +2,13 @@
 
 - Fault injection: :meth:`AwsProxy.fail` answers the next N calls of a service with an
   error in that service's real wire format (rest-json ``x-amzn-ErrorType``, json
-  ``__type``, query XML ``ErrorResponse``), so botocore's own parsing and retries run.
+  ``__type``, query XML ``ErrorResponse``), so botocore's own parsing and retries run;
+  ``match`` limits a fault to the calls whose body holds those bytes (one recipient; a
+  WhatsApp call's base64 message is searched decoded).
+  :meth:`AwsProxy.slow` holds the next N calls for a while, then handles them as usual:
+  a client that timed out meanwhile never hears that its message was delivered.
+  :attr:`AwsProxy.on_call`, when set, runs before each call is handled (a test breaks
+  something else at that moment: the database, the disk).
 - ``pinpoint-sms-voice-v2`` ``SendTextMessage`` and ``socialmessaging``
   ``SendWhatsAppMessage``, minimally (moto implements neither): requests are recorded
   in :attr:`AwsProxy.sms` / :attr:`AwsProxy.whatsapp`.
@@ -16,9 +22,10 @@ import http.client
 import json
 import re
 import threading
+import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -38,10 +45,12 @@ PROTOCOLS = {
 @dataclass
 class Fault:
     service: str
-    status: int
+    status: int  # 0: no error, only the delay
     code: str
     message: str
     times: int
+    delay: float = 0.0
+    match: bytes | None = None
 
 
 class AwsProxy:
@@ -51,6 +60,8 @@ class AwsProxy:
         self.calls: list[tuple[str, str]] = []  # (service, path)
         self.sms: list[dict[str, Any]] = []
         self.whatsapp: list[dict[str, Any]] = []
+        self.forwarded: list[tuple[str, bytes]] = []  # (service, body) moto accepted
+        self.on_call: Callable[[str], None] | None = None  # (service) before each call
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -61,10 +72,26 @@ class AwsProxy:
         host, port = self.server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def fail(self, service: str, status: int, code: str, message: str = "", times: int = 1) -> None:
-        """Answer the next ``times`` calls to ``service`` (signing name) with this error."""
+    def fail(
+        self,
+        service: str,
+        status: int,
+        code: str,
+        message: str = "",
+        times: int = 1,
+        match: bytes | None = None,
+    ) -> None:
+        """Answer the next ``times`` calls to ``service`` (signing name) with this error
+        (with ``match``: the next calls whose body holds those bytes)."""
         with self.lock:
-            self.faults.append(Fault(service, status, code, message or code, times))
+            self.faults.append(Fault(service, status, code, message or code, times, 0.0, match))
+
+    def slow(
+        self, service: str, seconds: float, times: int = 1, match: bytes | None = None
+    ) -> None:
+        """Hold the next ``times`` calls to ``service`` for ``seconds``, then handle them."""
+        with self.lock:
+            self.faults.append(Fault(service, 0, "", "", times, seconds, match))
 
     def reset(self) -> None:
         with self.lock:
@@ -72,10 +99,14 @@ class AwsProxy:
             self.calls.clear()
             self.sms.clear()
             self.whatsapp.clear()
+            self.forwarded.clear()
+            self.on_call = None
 
-    def _take_fault(self, service: str) -> Fault | None:
+    def _take_fault(self, service: str, body: bytes = b"") -> Fault | None:
         with self.lock:
             for fault in self.faults:
+                if fault.match is not None and fault.match not in body:
+                    continue
                 if fault.service == service and fault.times > 0:
                     fault.times -= 1
                     return fault
@@ -91,13 +122,16 @@ class AwsProxy:
                 pass
 
             def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up waiting (slow)
 
             def _error(self, fault: Fault) -> None:
                 protocol = PROTOCOLS.get(fault.service, "rest-json")
@@ -128,15 +162,23 @@ class AwsProxy:
                 service = scope.group(1) if scope else ""
                 with proxy.lock:
                     proxy.calls.append((service, self.path))
-                fault = proxy._take_fault(service)
-                if fault is not None:
+                if proxy.on_call is not None:
+                    proxy.on_call(service)
+                searched = body
+                if service == "social-messaging":
+                    with suppress(ValueError, KeyError, TypeError):
+                        searched += base64.b64decode(json.loads(body)["message"])
+                fault = proxy._take_fault(service, searched)
+                if fault is not None and fault.delay:
+                    time.sleep(fault.delay)
+                if fault is not None and fault.status:
                     self._error(fault)
                 elif service == "sms-voice":
                     self._sms_voice(body)
                 elif service == "social-messaging":
                     self._whatsapp(body)
                 else:
-                    self._forward(body)
+                    self._forward(service, body)
 
             def _sms_voice(self, body: bytes) -> None:
                 target = self.headers.get("X-Amz-Target", "")
@@ -179,7 +221,7 @@ class AwsProxy:
                     {"Content-Type": "application/json"},
                 )
 
-            def _forward(self, body: bytes) -> None:
+            def _forward(self, service: str, body: bytes) -> None:
                 connection = http.client.HTTPConnection(proxy.moto, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 connection.request(self.command, self.path, body=body, headers=headers)
@@ -192,6 +234,9 @@ class AwsProxy:
                                          "server", "date")
                 }  # fmt: skip
                 connection.close()
+                if response.status < 300:
+                    with proxy.lock:
+                        proxy.forwarded.append((service, body))
                 self._reply(response.status, data, keep)
 
             do_GET = _handle

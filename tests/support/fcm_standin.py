@@ -6,6 +6,10 @@ token's prefix: ``unregistered-`` 404 UNREGISTERED, ``invalid-`` 400 INVALID_ARG
 (about the token), ``quota-`` 429 QUOTA_EXCEEDED (no Retry-After, so firebase-admin
 does not sleep), ``unavailable-`` 503 UNAVAILABLE; anything else is sent. Errors are
 in Google's JSON error format with the FcmError detail firebase-admin reads.
+
+For a while only: :meth:`FcmStandIn.fail` answers the next N sends (to a token holding
+``match``) with an error of :data:`ERRORS`; :meth:`FcmStandIn.slow` holds the next N sends
+for a while and then sends them, so a client that timed out never hears of it.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ import itertools
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -28,10 +34,27 @@ _ERRORS = {
     "quota-": (429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", "Quota exceeded."),
     "unavailable-": (503, "UNAVAILABLE", "UNAVAILABLE", "The service is currently unavailable."),
 }  # fmt: skip
+#: The errors :meth:`FcmStandIn.fail` can answer, by name.
+ERRORS = {
+    "unregistered": _ERRORS["unregistered-"],
+    "invalid": _ERRORS["invalid-"],
+    "quota": _ERRORS["quota-"],
+    "unavailable": _ERRORS["unavailable-"],
+    "internal": (500, "INTERNAL", "INTERNAL", "Internal error encountered."),
+}
+
+
+@dataclass
+class _Fault:
+    error: str  # a key of ERRORS; "" for a delay only
+    times: int
+    match: str
+    delay: float = 0.0
 
 
 class FcmStandIn:
     def __init__(self) -> None:
+        self.faults: list[_Fault] = []
         self.sent: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str, str]] = []  # (path, token, authorization)
         self.token_requests = 0
@@ -46,6 +69,30 @@ class FcmStandIn:
         host, port = self.server.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    def fail(self, error: str, times: int = 1, match: str = "") -> None:
+        """Answer the next ``times`` sends to a token holding ``match`` with ``ERRORS[error]``."""
+        with self.lock:
+            self.faults.append(_Fault(error, times, match))
+
+    def slow(self, seconds: float, times: int = 1, match: str = "") -> None:
+        """Hold the next ``times`` sends to a token holding ``match``, then send them."""
+        with self.lock:
+            self.faults.append(_Fault("", times, match, seconds))
+
+    def reset(self) -> None:
+        with self.lock:
+            self.faults.clear()
+            self.sent.clear()
+            self.requests.clear()
+
+    def _take_fault(self, token: str) -> _Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.times > 0 and fault.match in token:
+                    fault.times -= 1
+                    return fault
+        return None
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         standin = self
 
@@ -57,11 +104,23 @@ class FcmStandIn:
 
             def _json(self, status: int, document: dict[str, Any]) -> None:
                 body = json.dumps(document).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json; charset=UTF-8")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up waiting (slow)
+
+            def _error(self, status: int, canonical: str, fcm_code: str, text: str) -> None:
+                self._json(status, {"error": {
+                    "code": status, "message": text, "status": canonical,
+                    "details": [{
+                        "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                        "errorCode": fcm_code,
+                    }],
+                }})  # fmt: skip
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -83,15 +142,15 @@ class FcmStandIn:
                     standin.requests.append(
                         (self.path, token, self.headers.get("Authorization", ""))
                     )
-                for prefix, (status, canonical, fcm_code, text) in _ERRORS.items():
+                fault = standin._take_fault(token)
+                if fault is not None and fault.delay:
+                    time.sleep(fault.delay)
+                if fault is not None and fault.error:
+                    self._error(*ERRORS[fault.error])
+                    return
+                for prefix, error in _ERRORS.items():
                     if token.startswith(prefix):
-                        self._json(status, {"error": {
-                            "code": status, "message": text, "status": canonical,
-                            "details": [{
-                                "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
-                                "errorCode": fcm_code,
-                            }],
-                        }})  # fmt: skip
+                        self._error(*error)
                         return
                 name = f"projects/{match.group(1)}/messages/{next(standin._ids)}"
                 with standin.lock:

@@ -158,7 +158,7 @@ def test_a_file_that_cannot_be_renamed_fails_alone_and_is_resent(
     def replace(source: Any, target: Any) -> None:
         if not refused:  # the first rename of the batch: disk says no
             refused.append(str(target))
-            raise OSError(28, "No space left on device")
+            raise OSError(5, "Input/output error")
         real_replace(source, target)
 
     monkeypatch.setattr(os, "replace", replace)

@@ -10,7 +10,12 @@ import botocore.session
 import pytest
 from firebase_admin import exceptions, messaging
 
-from omni_journey.delivery import AddressRejectedError, ProviderPausedError, RetryLaterError
+from omni_journey.delivery import (
+    AddressRejectedError,
+    DeliveryInDoubtError,
+    ProviderPausedError,
+    RetryLaterError,
+)
 from omni_journey.delivery.aws_errors import map_aws_error, scrub
 from omni_journey.delivery.fcm import FCM_ERRORS, map_fcm_error
 from omni_journey.delivery.ses import SES_ERRORS, _refine
@@ -85,7 +90,8 @@ def test_opted_out_destination_suppresses_the_number() -> None:
 @pytest.mark.parametrize(
     ("error", "expected"),
     [
-        (botocore.exceptions.ReadTimeoutError(endpoint_url="x"), TransientDeliveryError),
+        (botocore.exceptions.ReadTimeoutError(endpoint_url="x"), DeliveryInDoubtError),
+        (botocore.exceptions.ConnectTimeoutError(endpoint_url="x"), TransientDeliveryError),
         (botocore.exceptions.EndpointConnectionError(endpoint_url="x"), TransientDeliveryError),
         (botocore.exceptions.NoCredentialsError(), ProviderPausedError),
         (_client_error("SomethingNew", status=503), TransientDeliveryError),
