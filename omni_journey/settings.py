@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         default=None,
+        repr=False,  # may hold the database password
         description=(
             "SQLAlchemy URL of the store. Unset: sqlite:///<OMNI_HOME>/omni.db (WAL mode). "
             "Production: postgresql+psycopg://user:pass@host/db."
@@ -41,6 +42,7 @@ class Settings(BaseSettings):
     )
     write_keys: str = Field(
         default="",
+        repr=False,  # secrets: a settings object printed or logged never shows them
         description="Comma-separated write keys the HTTP collector accepts (basic-auth user).",
     )
     secret_key: SecretStr | None = Field(
@@ -250,6 +252,12 @@ class Settings(BaseSettings):
         default=512 * 1024,
         ge=1024,
         description="Largest HTTP request body the collector accepts (after gzip decoding).",
+    )
+    collector_rate_limit: float = Field(
+        default=500.0, ge=0, description="Requests a second per write key (then 429); 0: no limit."
+    )
+    collector_rate_burst: float = Field(
+        default=1000.0, ge=1, description="Requests a write key may make at once, above the rate."
     )
 
     channel_policy: Literal["learned", "rule"] = Field(

@@ -51,7 +51,7 @@ def _preview_files(
     digest = hashlib.sha256(customer_id.encode()).hexdigest()[:10]
     stem = f"{message}-{digest}" + (f"-{_UNSAFE.sub('_', locale)}" if locale else "")
     folder = settings.home / "previews"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # rendered for a real customer
     return folder / f"{stem}.html", folder / f"{stem}.eml"
 
 

@@ -3,11 +3,12 @@ SNS feedback, as one ASGI app.
 
 ``create_app(engine, settings, clock)`` builds a Starlette app; nothing happens at import.
 Every ``POST /v1/<call>`` is authenticated by a write key (HTTP basic-auth user, or
-``writeKey`` in the body), read within ``settings.max_body_bytes`` (also after gzip
-decoding), mapped by :mod:`omni_journey.collector.segment_protocol`, and answered 200 only
-after :func:`ingest_events` / :func:`ingest_profiles` have stored it durably. Storing
-runs in a worker thread so the event loop keeps serving. Logs carry counts and reason
-codes only: never an id, address, token or write key.
+``writeKey`` in the body), held to its key's rate limit (429 past it:
+:mod:`~omni_journey.collector.rate_limits`), read within ``settings.max_body_bytes``
+(also after gzip decoding), mapped by :mod:`omni_journey.collector.segment_protocol`,
+and answered 200 only after :func:`ingest_events` / :func:`ingest_profiles` have stored
+it durably. Storing runs in a worker thread so the event loop keeps serving. Logs carry
+counts and reason codes only: never an id, address, token or write key.
 
 Here the routes are put together; what answers them lives by concept:
 :mod:`~omni_journey.collector.segment_calls` (the Segment calls, behind
@@ -34,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from omni_journey.collector.link_pages import link_routes, redact_link_paths
+from omni_journey.collector.rate_limits import RateLimiter
 from omni_journey.collector.refusals import RequestRefused
 from omni_journey.collector.segment_calls import handle_call
 from omni_journey.collector.sns import SnsSource, confirm_sns_subscription, handle_sns
@@ -78,11 +80,13 @@ def create_app(
     # One Prefect event per event name every few seconds (a no-op without a Prefect
     # API): journeys triggered by these events start within seconds, bursts coalesce.
     announcer = IngestedBuffer(2.0, source="collector")
+    # Requests per write key (collector.rate_limits): 429 with Retry-After past the limit.
+    limiter = RateLimiter(settings.collector_rate_limit, settings.collector_rate_burst)
 
     def endpoint(call: str) -> Callable[[Request], Any]:
         async def handle(request: Request) -> Response:
             try:
-                return await handle_call(request, call, engine, settings, clock, announcer)
+                return await handle_call(request, call, engine, settings, clock, announcer, limiter)
             except RequestRefused as refused:
                 _log.info("refused %s: %s %s", call, refused.status, refused.reason)
                 return refused.response()

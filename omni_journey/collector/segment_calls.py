@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from omni_journey.collector.rate_limits import RateLimiter
 from omni_journey.collector.refusals import RequestRefused
 from omni_journey.collector.request_body import parse_object, read_body
 from omni_journey.collector.segment_protocol import MappedRecord, map_batch, map_message
@@ -46,16 +47,28 @@ async def handle_call(
     settings: Settings,
     clock: Callable[[], datetime],
     announcer: IngestedBuffer,
+    limiter: RateLimiter | None = None,
 ) -> Response:
-    """Answer one ``POST /v1/<call>``; raises :class:`RequestRefused` before storing."""
+    """Answer one ``POST /v1/<call>``; raises :class:`RequestRefused` before storing.
+
+    ``limiter`` counts the request against its write key (a refused key: against the
+    client's address) and refuses it with 429 past the limit."""
     keys = settings.accepted_write_keys
     check_keys_configured(keys)
     header_key = basic_auth_user(request)
-    if header_key is not None and not is_accepted(header_key, keys):
-        raise RequestRefused(401, "invalid-write-key", "the write key is not accepted")
+    if header_key is not None:
+        accepted = is_accepted(header_key, keys)
+        _count(limiter, request, header_key if accepted else None)
+        if not accepted:
+            raise RequestRefused(401, "invalid-write-key", "the write key is not accepted")
     payload = parse_object(await read_body(request, settings.max_body_bytes))
     if header_key is None:
-        check_body_key(payload, keys)
+        try:
+            check_body_key(payload, keys)
+        except RequestRefused:
+            _count(limiter, request, None)
+            raise
+        _count(limiter, request, str(payload["writeKey"]))
 
     now = clock()
     try:
@@ -101,6 +114,12 @@ async def handle_call(
             ],
         }
     )
+
+
+def _count(limiter: RateLimiter | None, request: Request, write_key: str | None) -> None:
+    if limiter is not None:
+        client = request.client.host if request.client else "unknown"
+        limiter.check(f"key:{write_key}" if write_key is not None else f"ip:{client}")
 
 
 def _store(

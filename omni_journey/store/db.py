@@ -51,10 +51,12 @@ def _sqlite_begin_immediate(connection: Any) -> None:
 def create_store_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite files get WAL, a busy timeout and their folder."""
     kwargs.setdefault("json_deserializer", json_loads)
+    kwargs.setdefault("hide_parameters", True)  # errors and logs never quote row values
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).touch(mode=0o600)  # personal data: a new store is its owner's only
         engine = create_engine(url, poolclass=NullPool, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
