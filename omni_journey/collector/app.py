@@ -113,6 +113,8 @@ def create_app(
     routes += [
         Route("/feedback/ses", sns_endpoint("ses"), methods=["POST"]),
         Route("/inbound/sms", sns_endpoint("sms"), methods=["POST"]),
+        Route("/inbound/whatsapp", sns_endpoint("whatsapp"), methods=["POST"]),
+        Route("/inbound/email", sns_endpoint("email"), methods=["POST"]),
     ]
 
     @contextlib.asynccontextmanager

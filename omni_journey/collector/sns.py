@@ -1,5 +1,11 @@
-"""SNS HTTP(S) subscriptions: SES event publishing (``/feedback/ses``) and two-way SMS
-(``/inbound/sms``).
+"""SNS HTTP(S) subscriptions: SES event publishing (``/feedback/ses``) and customers
+writing back (``/inbound/sms``: two-way SMS, ``/inbound/whatsapp``: End User Messaging
+Social's event destination, ``/inbound/email``: an SES receipt rule's SNS action), each
+recorded as ``message.replied`` (:mod:`omni_journey.delivery.replies`).
+
+An inbound path takes only notifications of its own shape (checked before anything else
+is done with them: a wrong one is a 400 with a reason, ``not-inbound-<source>``);
+subscription (un)confirmations are handled the same on every path.
 
 The SNS signature is the authentication (no write key), checked by
 :func:`omni_journey.delivery.feedback.handle_sns_notification` once the topic is known
@@ -30,13 +36,19 @@ from omni_journey.collector.refusals import RequestRefused
 from omni_journey.collector.request_body import parse_object, read_body
 from omni_journey.delivery import FeedbackError
 from omni_journey.delivery.feedback import FeedbackResult, handle_sns_notification
+from omni_journey.delivery.inbound import (
+    is_inbound_email,
+    is_inbound_sms,
+    is_inbound_whatsapp,
+)
 from omni_journey.delivery.sns_signature import SnsSignatureVerifier
 from omni_journey.errors import StoreError
 from omni_journey.settings import Settings
 
-__all__ = ["SnsSource", "confirm_sns_subscription", "handle_sns"]
+__all__ = ["INBOUND_SOURCES", "SnsSource", "confirm_sns_subscription", "handle_sns"]
 
-SnsSource = Literal["ses", "sms"]
+SnsSource = Literal["ses", "sms", "whatsapp", "email"]
+INBOUND_SOURCES: tuple[SnsSource, ...] = ("sms", "whatsapp", "email")
 
 _log = logging.getLogger("omni_journey.collector.app")
 _SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
@@ -63,20 +75,29 @@ def _is_sns_url(url: object) -> bool:
     return parts.scheme == "https" and bool(_SNS_HOST.match(parts.hostname or ""))
 
 
-def _inbound_sms_shape(envelope: Mapping[str, Any]) -> bool:
-    """Whether a Notification carries an inbound SMS (checked before anything is stored,
-    so /inbound/sms never applies SES events; the signature is checked afterwards)."""
+_SHAPES: Mapping[str, Callable[[Mapping[str, Any]], bool]] = {
+    "sms": is_inbound_sms,
+    "whatsapp": is_inbound_whatsapp,
+    "email": is_inbound_email,
+}
+_EXPECTED: Mapping[str, str] = {
+    "sms": "an SNS notification of an inbound SMS (originationNumber, messageBody)",
+    "whatsapp": "an SNS notification of a WhatsApp event (whatsAppWebhookEntry)",
+    "email": 'an SNS notification of a received email (notificationType "Received")',
+}
+
+
+def _has_shape(envelope: Mapping[str, Any], source: str) -> bool:
+    """Whether a Notification carries what ``source`` takes (checked before anything is
+    stored, so an inbound path never applies SES events; the signature is checked
+    afterwards)."""
     if envelope.get("Type") != "Notification":
-        return True  # subscription (un)confirmations are handled the same on both paths
+        return True  # subscription (un)confirmations are handled the same on every path
     try:
         message = orjson.loads(str(envelope.get("Message", "")))
     except orjson.JSONDecodeError:
         return False
-    return (
-        isinstance(message, dict)
-        and isinstance(message.get("originationNumber"), str)
-        and isinstance(message.get("messageBody"), str)
-    )
+    return isinstance(message, dict) and _SHAPES[source](message)
 
 
 async def handle_sns(
@@ -95,10 +116,8 @@ async def handle_sns(
     topic = envelope.get("TopicArn")
     if not isinstance(topic, str) or topic not in settings.accepted_feedback_topics:
         raise RequestRefused(403, "topic-not-accepted", "the SNS message was refused")
-    if source == "sms" and not _inbound_sms_shape(envelope):
-        raise RequestRefused(
-            400, "not-inbound-sms", "expected an SNS notification of an inbound SMS"
-        )
+    if source in _SHAPES and not _has_shape(envelope, source):
+        raise RequestRefused(400, f"not-inbound-{source}", f"expected {_EXPECTED[source]}")
     try:
         result: FeedbackResult = await run_in_threadpool(
             handle_sns_notification,
@@ -128,20 +147,26 @@ async def handle_sns(
                 503, "subscription-not-confirmed", "confirming the subscription failed; retry"
             ) from None
     _log.info(
-        "sns %s: kind=%s events=%d suppressed=%d resubscribed=%d unmatched=%d",
+        "sns %s: kind=%s events=%d suppressed=%d resubscribed=%d unmatched=%d ignored=%s",
         source,
         result.kind,
         result.events,
         result.suppressed,
         result.resubscribed,
         result.unmatched,
+        ",".join(f"{reason}:{n}" for reason, n in result.ignored.items()) or "-",
     )
-    return JSONResponse(
-        {
-            "success": True,
-            "kind": result.kind,
-            "events": result.events,
-            "suppressed": result.suppressed,
-            "resubscribed": result.resubscribed,
+    answer: dict[str, Any] = {
+        "success": True,
+        "kind": result.kind,
+        "events": result.events,
+        "suppressed": result.suppressed,
+        "resubscribed": result.resubscribed,
+    }
+    if result.kind in INBOUND_SOURCES:
+        answer |= {
+            "replied": result.replied,
+            "duplicates": result.duplicates,
+            "ignored": result.ignored,
         }
-    )
+    return JSONResponse(answer)

@@ -19,15 +19,19 @@ Event ids are ``<name>:sns:<SNS MessageId>``, so SNS's redeliveries are stored o
 The outbox row is found by SES message id, or by the ``omni_message`` email tag. A row
 in doubt (its sender died during the SES call: :mod:`.in_doubt`) is settled here: Send or
 Delivery -> ``sent`` (with ``message.sent``), a permanent bounce or a reject -> ``failed``.
-An inbound SMS (two-way SMS topic) goes to :func:`.optout.handle_inbound_sms` (STOP
-opts the number out, START / UNSTOP back in).
+Inbound messages (a customer writing back; shapes in :mod:`.inbound`) become
+``message.replied`` events on the sender's owner (:mod:`.replies`): an SMS from two-way
+SMS, WhatsApp messages from End User Messaging Social's event destination (its status
+updates change nothing), an email from an SES receipt rule's SNS action
+(``notificationType: Received``). An inbound SMS's STOP / START keywords are applied
+too, in the same transaction (:func:`.optout.apply_inbound_sms`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +39,18 @@ from sqlalchemy import Connection, Engine, Table, and_, select
 
 from omni_journey.delivery.base import FeedbackError
 from omni_journey.delivery.in_doubt import settle_in_doubt
-from omni_journey.delivery.optout import handle_inbound_sms
+from omni_journey.delivery.inbound import (
+    InboundMessage,
+    Skipped,
+    is_inbound_email,
+    is_inbound_sms,
+    is_inbound_whatsapp,
+    parse_email,
+    parse_sms,
+    parse_whatsapp,
+)
+from omni_journey.delivery.optout import apply_inbound_sms
+from omni_journey.delivery.replies import record_replies
 from omni_journey.delivery.sns_signature import SnsSignatureVerifier
 from omni_journey.reach.suppressions import suppress as suppress_addresses
 from omni_journey.store.events import append_new_events
@@ -58,7 +73,10 @@ SES_EVENTS = {
 
 @dataclass
 class FeedbackResult:
-    """``kind``: subscription (confirm by GET-ting ``subscribe_url``), ses, sms, ignored."""
+    """``kind``: subscription (confirm by GET-ting ``subscribe_url``), ses, ignored, or
+    the channel of an inbound message (sms, whatsapp, email). For those, ``replied`` new
+    ``message.replied`` events (also in ``events``), ``duplicates`` seen before, and
+    ``ignored`` reasons (``unknown_address``, ...) with their counts."""
 
     kind: str
     subscribe_url: str | None = None
@@ -66,6 +84,9 @@ class FeedbackResult:
     suppressed: int = 0
     resubscribed: int = 0
     unmatched: int = 0
+    replied: int = 0
+    duplicates: int = 0
+    ignored: dict[str, int] = field(default_factory=dict)
 
 
 def _parse(body: Mapping[str, Any] | str | bytes) -> Mapping[str, Any]:
@@ -105,23 +126,49 @@ def handle_sns_notification(
         return FeedbackResult("ignored")
     message = _parse(str(envelope.get("Message", "")))
     sns_id = str(envelope.get("MessageId", ""))
+    if is_inbound_email(message):
+        return _apply_inbound(engine, "email", [parse_email(message, sns_id)], now)
     if "eventType" in message or "notificationType" in message:
         with engine.begin() as connection:
             return _apply_ses(connection, message, sns_id, now)
-    if "originationNumber" in message and "messageBody" in message:
-        outcome = handle_inbound_sms(
-            engine,
-            phone=str(message["originationNumber"]),
-            text=str(message["messageBody"]),
-            now=now,
-            inbound_id=str(message.get("inboundMessageId") or sns_id),
-        )
-        return FeedbackResult(
-            "sms",
-            suppressed=int(outcome == "opted_out"),
-            resubscribed=int(outcome == "opted_in"),
-        )
+    if is_inbound_whatsapp(message):
+        return _apply_inbound(engine, "whatsapp", parse_whatsapp(message, sns_id), now)
+    if is_inbound_sms(message):
+        sms = parse_sms(message, sns_id)
+        return _apply_inbound(engine, "sms", [sms], now, keywords=message, sns_id=sns_id)
     return FeedbackResult("ignored")
+
+
+def _apply_inbound(
+    engine: Engine,
+    channel: str,
+    inbound: Sequence[InboundMessage | Skipped],
+    now: datetime,
+    *,
+    keywords: Mapping[str, Any] | None = None,
+    sns_id: str = "",
+) -> FeedbackResult:
+    """Record the replies (and, for an SMS, apply its keyword) in one transaction."""
+    result = FeedbackResult(channel)
+    extra: dict[str, Any] = {}
+    with engine.begin() as connection:
+        if keywords is not None:  # an SMS: STOP / START work exactly as they always have
+            outcome = apply_inbound_sms(
+                connection,
+                phone=str(keywords["originationNumber"]),
+                text=str(keywords["messageBody"]),
+                now=now,
+                inbound_id=str(keywords.get("inboundMessageId") or sns_id),
+            )
+            result.suppressed = int(outcome == "opted_out")
+            result.resubscribed = int(outcome == "opted_in")
+            if outcome is not None:
+                extra["keyword"] = "opt_out" if outcome == "opted_out" else "opt_in"
+        report = record_replies(connection, inbound, now=now, extra=extra)
+    result.events = result.replied = report.recorded
+    result.duplicates = report.duplicates
+    result.ignored = dict(sorted(report.ignored.items()))
+    return result
 
 
 def _find_row(connection: Connection, mail: Mapping[str, Any]) -> Any:

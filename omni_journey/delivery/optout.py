@@ -7,6 +7,10 @@ every customer with that number, suppresses the number, and records a
 opt-in (the number's holder asking for messages again, AWS's resubscribe keywords) lifts
 the number's opt-out suppression (never a bounce's or a complaint's), grants SMS consent
 to every customer with that number and records ``message.resubscribed``.
+
+Every inbound SMS, keyword or not, is also recorded as a ``message.replied`` on the
+number's owner by :mod:`.feedback` (a keyword with ``keyword: opt_out`` / ``opt_in``),
+the way Braze and Customer.io log the inbound message and apply the keyword.
 """
 
 from __future__ import annotations
@@ -22,7 +26,15 @@ from omni_journey.reach.suppressions import lift_suppression, suppress
 from omni_journey.store.events import append_events
 from omni_journey.store.tables import Customer, Identity
 
-__all__ = ["OPT_IN_KEYWORDS", "OPT_OUT_KEYWORDS", "handle_inbound_sms", "is_opt_in", "is_opt_out"]
+__all__ = [
+    "OPT_IN_KEYWORDS",
+    "OPT_OUT_KEYWORDS",
+    "apply_inbound_sms",
+    "handle_inbound_sms",
+    "is_opt_in",
+    "is_opt_out",
+    "keyword",
+]
 
 # AWS End User Messaging SMS's default opt-out keywords, plus common variants.
 OPT_OUT_KEYWORDS = frozenset({
@@ -59,32 +71,50 @@ def handle_inbound_sms(
     ``phone`` is the sender in E.164; ``inbound_id`` (the provider's inbound message
     id) makes the event idempotent.
     """
-    opt_in = is_opt_in(text)
-    if not opt_in and not is_opt_out(text):
+    if keyword(text) is None:
         return None
     with engine.begin() as connection:
-        owners = _owners(connection, phone)
-        if opt_in:
-            lift_suppression(connection, "sms", phone, "opt_out")
-        else:
-            suppress(connection, [("sms", phone, "opt_out")], now)
-        for owner in owners:
-            record_consent(connection, owner, "sms", granted=opt_in, source="sms_keyword", at=now)
-        kind = "resubscribed" if opt_in else "unsubscribed"
-        events = [
-            {
-                "event_id": f"sms.opt_{'in' if opt_in else 'out'}:{inbound_id}:{owner}",
-                "name": f"message.{kind}",
-                "customer_id": owner,
-                "at": now,
-                "received_at": now,
-                "properties": {"channel": "sms", "source": "sms_keyword"},
-            }
-            for owner in owners
-        ]
-        if events:
-            append_events(connection, events)
-    return "opted_in" if opt_in else "opted_out"
+        return apply_inbound_sms(connection, phone=phone, text=text, now=now, inbound_id=inbound_id)
+
+
+def keyword(text: str) -> Outcome | None:
+    """What an inbound text asks for, if it is a keyword."""
+    if is_opt_in(text):
+        return "opted_in"
+    return "opted_out" if is_opt_out(text) else None
+
+
+def apply_inbound_sms(
+    connection: Connection, *, phone: str, text: str, now: datetime, inbound_id: str
+) -> Outcome | None:
+    """:func:`handle_inbound_sms` in the caller's transaction (feedback records the
+    message as a reply in the same one)."""
+    outcome = keyword(text)
+    if outcome is None:
+        return None
+    opt_in = outcome == "opted_in"
+    owners = _owners(connection, phone)
+    if opt_in:
+        lift_suppression(connection, "sms", phone, "opt_out")
+    else:
+        suppress(connection, [("sms", phone, "opt_out")], now)
+    for owner in owners:
+        record_consent(connection, owner, "sms", granted=opt_in, source="sms_keyword", at=now)
+    kind = "resubscribed" if opt_in else "unsubscribed"
+    events = [
+        {
+            "event_id": f"sms.opt_{'in' if opt_in else 'out'}:{inbound_id}:{owner}",
+            "name": f"message.{kind}",
+            "customer_id": owner,
+            "at": now,
+            "received_at": now,
+            "properties": {"channel": "sms", "source": "sms_keyword"},
+        }
+        for owner in owners
+    ]
+    if events:
+        append_events(connection, events)
+    return outcome
 
 
 def _owners(connection: Connection, phone: str) -> list[str]:

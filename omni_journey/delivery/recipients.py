@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, func, select
+from sqlalchemy import Connection, Table, and_, select
 
 from omni_journey.identity.survivors import follow_merges
 from omni_journey.reach import address, eligibility, load_reach
@@ -22,7 +22,11 @@ from omni_journey.store.tables import Event
 __all__ = ["WHATSAPP_WINDOW", "CustomerView", "Recipients", "load_recipients"]
 
 WHATSAPP_WINDOW = timedelta(hours=24)
+# What opens the window: a WhatsApp reply (``message.replied`` with ``channel:
+# whatsapp``, recorded from End User Messaging Social's events), or a
+# ``whatsapp.received`` event a shop sends itself.
 WHATSAPP_INBOUND_EVENT = "whatsapp.received"
+REPLIED = "message.replied"
 _CHUNK = 500
 _EVENTS: Table = Event.__table__  # type: ignore[attr-defined]
 
@@ -67,22 +71,7 @@ def load_recipients(
     survivors = follow_merges(connection, customer_ids)
     live = {str(row.id): row for row in survivors.values()}
     reach = load_reach(connection, live.values())
-    inbound: dict[str, datetime] = {}
-    ids = sorted(live)
-    for start in range(0, len(ids), _CHUNK):
-        for owner, last in connection.execute(
-            select(_EVENTS.c.customer_id, func.max(_EVENTS.c.at))
-            .where(
-                and_(
-                    _EVENTS.c.customer_id.in_(ids[start : start + _CHUNK]),
-                    _EVENTS.c.name == WHATSAPP_INBOUND_EVENT,
-                    _EVENTS.c.at >= now - WHATSAPP_WINDOW,
-                )
-            )
-            .group_by(_EVENTS.c.customer_id)
-        ):
-            if isinstance(last, datetime):
-                inbound[str(owner)] = last
+    inbound = _last_whatsapp_inbound(connection, sorted(live), now)
     views: dict[str, CustomerView] = {}
     for asked, row in survivors.items():
         live_id = str(row.id)
@@ -99,3 +88,25 @@ def load_recipients(
             last_whatsapp_inbound=inbound.get(live_id),
         )
     return Recipients(views, set(reach.suppressed))
+
+
+def _last_whatsapp_inbound(
+    connection: Connection, ids: list[str], now: datetime
+) -> dict[str, datetime]:
+    """Each customer's last WhatsApp message to us within the window."""
+    inbound: dict[str, datetime] = {}
+    for start in range(0, len(ids), _CHUNK):
+        for owner, name, at, properties in connection.execute(
+            select(_EVENTS.c.customer_id, _EVENTS.c.name, _EVENTS.c.at, _EVENTS.c.properties).where(
+                and_(
+                    _EVENTS.c.customer_id.in_(ids[start : start + _CHUNK]),
+                    _EVENTS.c.name.in_((WHATSAPP_INBOUND_EVENT, REPLIED)),
+                    _EVENTS.c.at >= now - WHATSAPP_WINDOW,
+                )
+            )
+        ):
+            if name == REPLIED and (properties or {}).get("channel") != "whatsapp":
+                continue
+            if isinstance(at, datetime) and (str(owner) not in inbound or at > inbound[str(owner)]):
+                inbound[str(owner)] = at
+    return inbound

@@ -70,6 +70,7 @@ STANDARD_EVENTS: frozenset[str] = frozenset(
         "message.complained",
         "message.unsubscribed",
         "message.resubscribed",
+        "message.replied",
         "purchase_cycle.due",
         "journey.entered",
         "journey.exited",

@@ -288,14 +288,17 @@ def test_inbound_stop_opts_the_number_out(sns: Sns, caplog: pytest.LogCaptureFix
     assert hello.json() == {
         "success": True,
         "kind": "sms",
-        "events": 0,
+        "events": 1,  # the message itself, as message.replied
         "suppressed": 0,
         "resubscribed": 0,
+        "replied": 1,
+        "duplicates": 0,
+        "ignored": {},
     }
     assert sns.rows(_SUPPRESSIONS) == []
 
-    stop = sns.post("/inbound/sms", _notification(sns.key, _inbound(" stop. ")))
-    again = sns.post("/inbound/sms", _notification(sns.key, _inbound(" stop. ")))
+    stop = sns.post("/inbound/sms", _notification(sns.key, _inbound(" stop. ", "in-2")))
+    again = sns.post("/inbound/sms", _notification(sns.key, _inbound(" stop. ", "in-2")))
 
     assert stop.status_code == 200, stop.text
     assert (stop.json()["kind"], stop.json()["suppressed"]) == ("sms", 1)
@@ -309,7 +312,11 @@ def test_inbound_stop_opts_the_number_out(sns: Sns, caplog: pytest.LogCaptureFix
     assert [(s.channel, s.address, s.reason) for s in sns.rows(_SUPPRESSIONS)] == [
         ("sms", PHONE, "opt_out")
     ]
-    assert [(e.name, e.customer_id) for e in sns.rows(_EVENTS)] == [("message.unsubscribed", "c-1")]
+    assert [(e.name, e.customer_id) for e in sorted(sns.rows(_EVENTS), key=lambda e: e.seq)] == [
+        ("message.replied", "c-1"),  # "Hello?"
+        ("message.unsubscribed", "c-1"),
+        ("message.replied", "c-1"),  # " stop. ", once however often SNS delivers it
+    ]
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "sns sms" in logged and PHONE not in logged and "c-1" not in logged
 
@@ -331,7 +338,9 @@ def test_inbound_start_opts_the_number_back_in_but_never_lifts_a_bounce(sns: Sns
     )
     assert [e.name for e in sorted(sns.rows(_EVENTS), key=lambda e: e.seq)] == [
         "message.unsubscribed",
+        "message.replied",
         "message.resubscribed",
+        "message.replied",
     ]
 
     with sns.engine.begin() as connection:  # a hard bounce is not the person's to lift
