@@ -1,7 +1,8 @@
-"""The Python API: ``omni_journey.track`` and ``omni_journey.identify``.
+"""The Python API: ``omni_journey.track`` and ``omni_journey.identify``; a customer's
+data out (``export_customer``) or erased everywhere (``erase_customer``).
 
-Each call stores one event or one profile through the same ingestion the CLI and the
-collector use, durably, before it returns. The store comes from settings
+Each ``track`` or ``identify`` call stores one event or one profile through the same
+ingestion the CLI and the collector use, durably, before it returns. The store comes from settings
 (``OMNI_DATABASE_URL`` or the SQLite file under ``OMNI_HOME``), read at call time;
 one engine is kept per database URL.
 """
@@ -12,7 +13,7 @@ import threading
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -21,7 +22,10 @@ from omni_journey.ingest.intake import BatchResult, ingest_events, ingest_profil
 from omni_journey.settings import Settings, get_settings
 from omni_journey.store import open_store
 
-__all__ = ["get_engine", "identify", "track"]
+if TYPE_CHECKING:  # the privacy package loads on first use
+    from omni_journey.privacy import ErasureResult
+
+__all__ = ["erase_customer", "export_customer", "get_engine", "identify", "track"]
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -88,3 +92,27 @@ def identify(customer_id: str, *, settings: Settings | None = None, **profile: A
     now = datetime.now(UTC)
     record = {**profile, "customer_id": customer_id}
     _raise_rejected(ingest_profiles(get_engine(settings), [record], now=now, settings=settings))
+
+
+def export_customer(key: str, *, settings: Settings | None = None) -> dict[str, Any] | None:
+    """Everything stored about the customer behind ``key`` (a customer id, email, phone
+    number, push token, external or anonymous id) as one JSON-ready dict: profile,
+    identities (merged customers' too), consent and its history, suppressions, events,
+    messages with what was rendered, enrollments, decisions, segments, purchase cycles.
+    None when no customer matches."""
+    from omni_journey.privacy import export_customer as _export_customer
+
+    settings = settings or get_settings()
+    return _export_customer(get_engine(settings), settings, key, now=datetime.now(UTC))
+
+
+def erase_customer(key: str, *, settings: Settings | None = None) -> ErasureResult:
+    """Erase the customer behind ``key`` everywhere omni-journey writes (the store, the
+    file outbox, previews, rejects files), keeping anonymous aggregates under an opaque
+    id, and record the erasure without personal data (docs/operations.md, "Export and
+    erasure"). Idempotent: a key that matches nobody returns ``erased=False``; an
+    erasure a crash interrupted is finished by the next call."""
+    from omni_journey.privacy import erase_customer as _erase_customer
+
+    settings = settings or get_settings()
+    return _erase_customer(get_engine(settings), settings, key, now=datetime.now(UTC))

@@ -1,10 +1,14 @@
-"""``omni-journey customers``: import profiles (:mod:`omni_journey.cli.ingest_cmd`) and
-show one customer's history across channels; ``omni-journey explain``: one customer's
+"""``omni-journey customers``: import profiles (:mod:`omni_journey.cli.ingest_cmd`),
+show one customer's history across channels, export everything held about them or
+erase them (:mod:`omni_journey.privacy`); ``omni-journey explain``: one customer's
 decisions in one journey."""
 
 from __future__ import annotations
 
 import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -54,10 +58,10 @@ def show(
         int, typer.Option("--offset", min=0, help="Skip this many of the newest items.")
     ] = 0,
 ) -> None:
-    """One customer's profile, identities (merged ids included), consent per channel,
-    suppressions, and one timeline across channels, newest first: events in, messages
-    out with their status, and every journey decision with its reason. Exit 1 when no
-    customer matches KEY."""
+    """One customer's profile, identities (merged ids included), consent per channel
+    with when and how it changed, suppressions, and one timeline across channels, newest
+    first: events in, messages out with their status, every journey decision with its
+    reason, and consent changes. Exit 1 when no customer matches KEY."""
     settings = get_settings()
     engine = open_store(settings.resolved_database_url)
     try:
@@ -88,8 +92,14 @@ def _summary(item: TimelineItem) -> str:
         return text
     if item.kind == "journey":
         return str(detail.get("reason") or "")
+    if item.kind == "consent":
+        return f"{_consent_word(detail.get('previous'))} -> {item.name} ({detail.get('source')})"
     properties: dict[str, Any] = dict(detail.get("properties") or {})
     return json.dumps(properties, ensure_ascii=False, sort_keys=True)[:120]
+
+
+def _consent_word(granted: bool | None) -> str:
+    return "-" if granted is None else "granted" if granted else "withdrawn"
 
 
 def _print(console: Console, history: CustomerHistory) -> None:
@@ -109,13 +119,18 @@ def _print(console: Console, history: CustomerHistory) -> None:
         identities.add_row(*(escape(str(identity[k])) for k in ("kind", "value", "since")))
     console.print(identities)
 
-    consent = Table("channel", "consent", "how", "since", title="consent")
+    consent = Table("channel", "consent", "how", "since", "changes", title="consent")
     for channel, state in history.consent.items():
+        changes = "\n".join(
+            f"{change['at']} {_consent_word(change['value'])} ({change['source'] or '?'})"
+            for change in state.get("history", [])
+        )
         consent.add_row(
             channel,
-            "granted" if state["granted"] else "withdrawn",
+            _consent_word(state["granted"]),
             escape(str(state["source"] or "")),
-            str(state["since"]),
+            str(state["since"] or ""),
+            escape(changes),
         )
     console.print(consent)
     if history.suppressions:
@@ -140,6 +155,72 @@ def _print(console: Console, history: CustomerHistory) -> None:
     if history.more:
         following = history.offset + len(history.timeline)
         console.print(f"more: --offset {following}")
+
+
+@customers_app.command("export")
+def export(
+    key: KeyArgument,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the JSON to FILE (mode 0600), not stdout."),
+    ] = None,
+) -> None:
+    """Everything stored about one customer, as one JSON object (right of access):
+    profile, identities (merged customers' too), consent with its history,
+    suppressions, events with their properties, messages with what was rendered,
+    enrollments, decisions, segments and purchase cycles. Exit 1 when no customer
+    matches KEY."""
+    from omni_journey.privacy import export_customer
+
+    settings = get_settings()
+    engine = open_store(settings.resolved_database_url)
+    try:
+        document = export_customer(engine, settings, key, now=datetime.now(UTC))
+    finally:
+        engine.dispose()
+    if document is None:
+        Console(stderr=True).print("[red]no customer matches that key[/red]")
+        raise typer.Exit(EXIT_NOT_FOUND)
+    text = json.dumps(document, ensure_ascii=False, sort_keys=True, indent=2) + "\n"
+    if output is None:
+        print(text, end="")  # noqa: T201
+        return
+    descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    Console(stderr=True).print(f"written to {escape(str(output))}")
+
+
+@customers_app.command("erase")
+def erase(
+    key: KeyArgument,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Erase one customer everywhere omni-journey writes (right to erasure): profile,
+    identities, consent, event properties, outbox messages' content and files, previews,
+    rejects lines. Anonymous counts stay under an opaque id, so reports add up; queued
+    messages are cancelled. Safe to repeat: a key nobody matches erases nothing (exit
+    0), and an erasure a crash interrupted is finished by the next run."""
+    from omni_journey.privacy import erase_customer
+
+    if not yes and not typer.confirm("Erase this customer's personal data everywhere?"):
+        raise typer.Exit(1)
+    settings = get_settings()
+    engine = open_store(settings.resolved_database_url)
+    try:
+        result = erase_customer(engine, settings, key, now=datetime.now(UTC))
+    finally:
+        engine.dispose()
+    if as_json:
+        print(json.dumps(result.as_dict(), sort_keys=True))  # noqa: T201
+        return
+    console = Console()
+    if not result.erased:
+        console.print("no customer matches that key: nothing to erase (never known, or erased)")
+        return
+    counts = ", ".join(f"{name} {count}" for name, count in sorted(result.counts.items()) if count)
+    console.print(f"erased; recorded as {result.erasure_id}: {counts}")
 
 
 @commands.command("explain")
@@ -211,6 +292,8 @@ def _print_decisions(console: Console, document: dict[str, Any], decisions: list
     table = Table("at", "step", "outcome", "reason", "data", title="decisions, oldest first")
     for decision in decisions:
         data = json.dumps(decision.inputs, ensure_ascii=False, sort_keys=True, default=str)
+        if decision.event_id:  # the event that entered, ended or converted it
+            data = f"event {decision.event_id} {data}"
         table.add_row(
             decision.at.isoformat(timespec="seconds"),
             escape(decision.step or ""),

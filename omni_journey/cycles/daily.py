@@ -44,6 +44,7 @@ from omni_journey.store.tables import metadata
 __all__ = [
     "PURCHASE_CYCLE_DUE",
     "PurchaseCycleReport",
+    "forget_cycles",
     "load_category_purchases",
     "order_categories",
     "purchase_cycle_event_id",
@@ -283,3 +284,9 @@ def _upsert(connection: Connection, rows: list[dict[str, Any]]) -> None:
     )
     for start in range(0, len(rows), 5000):
         connection.execute(statement, rows[start : start + 5000])
+
+
+def forget_cycles(connection: Connection, customer_ids: list[str]) -> int:
+    """An erased customer's purchase cycles (predictions about a person) are deleted."""
+    result = connection.execute(cycles.delete().where(cycles.c.customer_id.in_(customer_ids)))
+    return int(result.rowcount or 0)

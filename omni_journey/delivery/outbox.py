@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, case, or_, select, update
 
 from omni_journey.delivery.message_events import message_event
 from omni_journey.identity.changes import forget_push_token
@@ -31,6 +31,7 @@ __all__ = [
     "Finish",
     "OutboxRow",
     "claim",
+    "erase_customer_messages",
     "finish",
     "mark_in_flight",
     "release",
@@ -370,3 +371,25 @@ def settle_row(
         M.id == message_id, M.in_flight_since.is_not(None), M.status.in_(("claimed", "failed"))
     )
     return bool(connection.execute(update(_MESSAGES).where(in_doubt).values(**values)).rowcount)
+
+
+def erase_customer_messages(connection: Connection, tombstones: dict[str, str]) -> tuple[int, int]:
+    """Erased customers' outbox rows (``tombstones``: id -> opaque id): the ones not yet
+    handed to a provider are cancelled (status ``cancelled``, error ``erased``); every
+    row moves to the opaque id without its render context or error text (status,
+    channel, journey, step and decision stay for the reports). (cancelled, rows)."""
+    pairs = [{"b_from": old, "b_to": new} for old, new in sorted(tombstones.items())]
+    waiting = or_(M.status == "pending", and_(M.status == "claimed", M.in_flight_since.is_(None)))
+    mine = M.customer_id == bindparam("b_from")
+    cancelled = connection.execute(
+        update(_MESSAGES).where(and_(mine, waiting)).values(
+            status="cancelled", error="erased", claimed_by=None, claimed_until=None),
+        pairs,
+    ).rowcount  # fmt: skip
+    redacted = case((M.error.is_(None), None), (M.error == "erased", "erased"), else_="redacted")
+    moved = connection.execute(
+        update(_MESSAGES).where(mine).values(
+            customer_id=bindparam("b_to"), render_context={}, error=redacted),
+        pairs,
+    ).rowcount  # fmt: skip
+    return int(cancelled or 0), int(moved or 0)

@@ -1,6 +1,7 @@
 """One customer's history across channels: the profile, every identity (with the ids of
-customers merged into this one), consent per channel, suppressions of their addresses,
-and one timeline, newest first, of events in, messages out and journey decisions.
+customers merged into this one), consent per channel with when and how it changed,
+suppressions of their addresses, and one timeline, newest first, of events in,
+messages out, journey decisions and consent changes.
 
 Read only. Customers merged into the survivor keep their rows under their old ids
 until history moves, so every query covers the survivor and the ids merged into it.
@@ -8,15 +9,16 @@ until history moves, so every query covers the survivor and the ids merged into 
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
 from omni_journey.store.core import (
+    CONSENT_CHANGES,
     CONSENTS,
     CUSTOMERS,
     EVENTS,
@@ -26,9 +28,9 @@ from omni_journey.store.core import (
     SUPPRESSIONS,
 )
 
-__all__ = ["CustomerHistory", "TimelineItem", "load_history"]
+__all__ = ["CustomerHistory", "TimelineItem", "consent_history", "load_history"]
 
-ItemKind = Literal["event", "message", "journey"]
+ItemKind = Literal["event", "message", "journey", "consent"]
 # the channel an address kind reaches, for suppressions
 _ADDRESS_CHANNELS: Mapping[str, tuple[str, ...]] = {
     "email": ("email",),
@@ -40,7 +42,8 @@ _ADDRESS_CHANNELS: Mapping[str, tuple[str, ...]] = {
 @dataclass(frozen=True, slots=True)
 class TimelineItem:
     """One thing that happened to the customer. ``name``: the event's name, the
-    message's key, or the decision (entered, sent, skipped, deferred, exited, ...)."""
+    message's key, the decision (entered, sent, skipped, deferred, exited, ...), or
+    ``granted`` / ``withdrawn`` for a change of consent."""
 
     at: datetime
     kind: ItemKind
@@ -83,6 +86,20 @@ class CustomerHistory:
             "timeline": [item.as_dict() for item in self.timeline],
             "page": {"offset": self.offset, "limit": len(self.timeline), "more": self.more},
         }
+
+
+# At one instant, what happened because of something shows above it (newest first): the
+# events the product emits about its own decisions and sends (journey.entered,
+# message.sent, ...), then messages, then decisions, then consent changes, then what the
+# customer did (an order, a reply: the causes).
+_EFFECT_EVENTS = ("journey.", "message.sent", "message.failed")
+_RANK = {"message": 3, "journey": 2, "consent": 1}
+
+
+def _newest_first(item: TimelineItem) -> tuple[datetime, int]:
+    if item.kind == "event":
+        return item.at, 4 if item.name.startswith(_EFFECT_EVENTS) else 0
+    return item.at, _RANK[item.kind]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -192,6 +209,42 @@ def _decisions(connection: Connection, ids: Sequence[str], last: int) -> list[Ti
     return items
 
 
+def _consent_changes(connection: Connection, ids: Sequence[str], last: int) -> list[TimelineItem]:
+    rows = connection.execute(
+        select(CONSENT_CHANGES)
+        .where(CONSENT_CHANGES.c.customer_id.in_(ids))
+        .order_by(CONSENT_CHANGES.c.at.desc(), CONSENT_CHANGES.c.id.desc())
+        .limit(last)
+    )
+    return [
+        TimelineItem(
+            row.at,
+            "consent",
+            "granted" if row.granted else "withdrawn",
+            channel=row.channel,
+            detail={"previous": None if row.previous is None else bool(row.previous),
+                    "value": bool(row.granted), "source": row.source},
+        )
+        for row in rows
+    ]  # fmt: skip
+
+
+def consent_history(connection: Connection, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per channel, every change of consent of ``ids``, oldest first: ``at``, ``value``
+    (granted or not), ``previous`` and ``source`` (how it changed)."""
+    history: dict[str, list[dict[str, Any]]] = {}
+    for row in connection.execute(
+        select(CONSENT_CHANGES)
+        .where(CONSENT_CHANGES.c.customer_id.in_(ids))
+        .order_by(CONSENT_CHANGES.c.at, CONSENT_CHANGES.c.id)
+    ):
+        history.setdefault(row.channel, []).append(
+            {"at": _iso(row.at), "value": bool(row.granted), "source": row.source,
+             "previous": None if row.previous is None else bool(row.previous)}
+        )  # fmt: skip
+    return history
+
+
 def _suppressions(
     connection: Connection, identities: Iterable[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -230,19 +283,25 @@ def load_history(
             .order_by(IDENTITIES.c.kind, IDENTITIES.c.value)
         )
     ]
-    consent = {
+    changes = consent_history(connection, ids)
+    consent: dict[str, dict[str, Any]] = {
         r.channel: {"granted": bool(r.granted), "source": r.source, "since": _iso(r.updated_at)}
         for r in connection.execute(
             select(CONSENTS).where(CONSENTS.c.customer_id == survivor).order_by(CONSENTS.c.channel)
         )
     }
+    for channel in sorted(changes.keys() - consent.keys()):  # history only (none in force)
+        consent[channel] = {"granted": None, "source": None, "since": None}
+    for channel, state in consent.items():
+        state["history"] = changes.get(channel, [])
     last = offset + limit + 1  # one more than the page: is there another?
     sources = (
         _events(connection, ids, last),
         _messages(connection, ids, last),
         _decisions(connection, ids, last),
+        _consent_changes(connection, ids, last),
     )
-    newest = list(heapq.merge(*sources, key=lambda item: item.at, reverse=True))
+    newest = sorted(chain(*sources), key=_newest_first, reverse=True)
     profile = {
         "customer_id": survivor,
         "email": customer.email,

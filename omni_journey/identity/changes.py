@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, select, update
 
+from omni_journey.identity.consent_log import ConsentChangeRow, append_consent_changes
 from omni_journey.store.core import CONSENTS, CUSTOMERS, IDENTITIES
 from omni_journey.store.ops import insert_ignore
 
@@ -34,8 +35,10 @@ def record_consent(
 ) -> bool:
     """State ``customer_id``'s consent on ``channel`` (``source``: how it was given or
     withdrawn). With ``only_if_changed`` a consent that already says ``granted`` keeps
-    its source and time. True when a row was changed or created."""
+    its source and time. True when a row was changed or created. A change of the answer
+    is appended to the consent history (:mod:`~omni_journey.identity.consent_log`)."""
     where = [CONSENTS.c.customer_id == customer_id, CONSENTS.c.channel == channel]
+    previous = connection.execute(select(CONSENTS.c.granted).where(and_(*where))).scalar()
     if only_if_changed:
         where.append(CONSENTS.c.granted.is_not(granted))
     changed = connection.execute(
@@ -46,6 +49,9 @@ def record_consent(
         {"customer_id": customer_id, "channel": channel, "granted": granted, "source": source,
          "updated_at": at},
     ).rowcount  # fmt: skip
+    if previous is None or bool(previous) is not granted:
+        change = ConsentChangeRow(customer_id, channel, previous, granted, source, at)
+        append_consent_changes(connection, [change])
     return bool(changed) or bool(created and created > 0)
 
 

@@ -29,9 +29,10 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
+from omni_journey.identity.consent_log import append_consent_changes
 from omni_journey.identity.keys import IdentityKey, derive_customer_id
 from omni_journey.identity.lookup import lookup_owners
-from omni_journey.identity.profiles import ConsentState, CustomerState
+from omni_journey.identity.profiles import ConsentState, CustomerState, consent_changes
 from omni_journey.identity.statements import Profile
 from omni_journey.store.driver import DriverSql
 
@@ -241,7 +242,7 @@ def _save(
     now: datetime,
 ) -> None:
     """What :meth:`IdentityGraph.save` writes for a batch without merges: customers,
-    identities, then each changed customer's consents replaced."""
+    identities, then each changed customer's consents replaced, their changes logged."""
     bound: dict[datetime, object] = {}  # a batch's rows share a few stamps
 
     def timestamp(value: datetime) -> object:
@@ -312,3 +313,4 @@ def _save(
         sql.insert_ignore(
             connection, "consents", _CONSENT_COLUMNS, consents, "customer_id, channel"
         )
+        append_consent_changes(connection, consent_changes(by_id[c] for c in stated))

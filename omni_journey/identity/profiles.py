@@ -13,6 +13,7 @@ import orjson
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from omni_journey.identity.conflicts import check_no_conflict
+from omni_journey.identity.consent_log import ConsentChangeRow, append_consent_changes
 from omni_journey.identity.keys import IdentityKey, derive_customer_id, is_derived_customer_id
 from omni_journey.identity.lookup import (
     _chunks,
@@ -24,6 +25,7 @@ from omni_journey.identity.lookup import (
     _messages,
     lookup_owners,
 )
+from omni_journey.store.core import CONSENT_CHANGES
 
 
 @dataclass
@@ -53,6 +55,8 @@ class CustomerState:
     attributes: dict[str, Any] = field(default_factory=dict)
     merged_into: str | None = None
     consents: dict[str, ConsentState] = field(default_factory=dict)
+    # changes of the answer since loaded, for the consent history: (channel, before, after)
+    consent_changes: list[ConsentChangeRow] = field(default_factory=list)
     new: bool = False
     dirty: bool = False
     consents_dirty: bool = False
@@ -82,7 +86,13 @@ class CustomerState:
         if current is None or current.updated_at != at or current.granted != granted:
             self.consents[channel] = ConsentState(granted, at, source)
             self.consents_dirty = True
-        return current is None or current.granted != granted
+        changed = current is None or current.granted != granted
+        if changed:
+            previous = None if current is None else current.granted
+            self.consent_changes.append(
+                ConsentChangeRow(self.id, channel, previous, granted, source, at)
+            )
+        return changed
 
     def absorb(self, loser: CustomerState, survivor_id: str) -> None:
         """Fold ``loser`` into this customer: our attributes and columns win where set;
@@ -301,11 +311,28 @@ class IdentityGraph:
         ]
         if rows:
             connection.execute(insert(_consents), rows)
+        append_consent_changes(connection, consent_changes(states))
+
+
+def consent_changes(states: Iterable[CustomerState]) -> list[ConsentChangeRow]:
+    """The consent changes of ``states`` to append, each under the customer it ends
+    with (a change stated on a customer merged away later in the batch goes to the
+    survivor's history; :func:`move_history` moves what was stored before)."""
+    changes = []
+    for state in states:
+        owner = state.merged_into or state.id
+        changes += [
+            ConsentChangeRow(owner, c.channel, c.previous, c.granted, c.source, c.at)
+            for c in state.consent_changes
+        ]
+        state.consent_changes = []
+    return changes
 
 
 def move_history(connection: Connection, roots: Mapping[str, str], *, now: datetime) -> None:
     """Everything that pointed at a merged customer now points at its survivor:
-    identities, events, messages, enrollments, and customers merged into it earlier.
+    identities, events, messages, enrollments, consent history, and customers merged
+    into it earlier.
 
     Where the loser and the survivor are both active in one journey, the enrollment
     entered first stays; the other ends with ``end_reason='merged'``.
@@ -314,7 +341,7 @@ def move_history(connection: Connection, roots: Mapping[str, str], *, now: datet
         return
     pairs = [{"b_to": survivor, "b_from": loser} for loser, survivor in sorted(roots.items())]
     _end_duplicate_enrollments(connection, roots, now)
-    for table in (_identities, _events, _messages, _enrollments):
+    for table in (_identities, _events, _messages, _enrollments, CONSENT_CHANGES):
         connection.execute(
             update(table)
             .where(table.c.customer_id == bindparam("b_from"))

@@ -7,15 +7,16 @@ only the suppression STOP made.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, delete
+from sqlalchemy import Connection, and_, bindparam, delete, update
 
 from omni_journey.store.core import SUPPRESSIONS
 from omni_journey.store.ops import insert_ignore
 
-__all__ = ["lift_suppression", "suppress"]
+__all__ = ["forget_addresses", "lift_suppression", "suppress"]
 
 _REASON_LENGTH = 64
 
@@ -41,3 +42,20 @@ def lift_suppression(connection: Connection, channel: str, address: str, reason:
             and_(table.c.channel == channel, table.c.address == address, table.c.reason == reason)
         )
     )
+
+
+def forget_addresses(connection: Connection, entries: Iterable[tuple[str, str]]) -> int:
+    """An erased customer's suppressed ``(channel, address)`` pairs keep their place
+    (and reason) on the list under an opaque ``erased:<random>`` address, so the
+    suppression counts stay true; how many were suppressed."""
+    table = SUPPRESSIONS
+    rows = [
+        {"b_channel": channel, "b_address": address, "b_new": f"erased:{uuid.uuid4().hex}"}
+        for channel, address in sorted(set(entries))
+    ]
+    if not rows:
+        return 0
+    where = and_(table.c.channel == bindparam("b_channel"),
+                 table.c.address == bindparam("b_address"))  # fmt: skip
+    result = connection.execute(update(table).where(where).values(address=bindparam("b_new")), rows)
+    return int(result.rowcount or 0)

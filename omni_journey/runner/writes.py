@@ -16,7 +16,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, update
+from sqlalchemy import Connection, and_, bindparam, select, update
 
 from omni_journey.delivery.outbox import queue
 from omni_journey.engine.types import ACTIVE, EnrollmentState, Entered
@@ -24,15 +24,16 @@ from omni_journey.identity.changes import update_attributes
 from omni_journey.runner.effects import LOG_COLUMNS, EmittedEvent, Rows
 from omni_journey.runner.reads import locked_cursor
 from omni_journey.runner.records import context_json
-from omni_journey.store.core import ENROLLMENTS, JOURNEY_CURSORS
+from omni_journey.store.core import ENROLLMENTS, JOURNEY_CURSORS, JOURNEY_LOG
 from omni_journey.store.driver import DriverSql
-from omni_journey.store.events import append_event_rows
+from omni_journey.store.events import append_event_rows, rename_event_id
 from omni_journey.store.ops import insert_ignore
 
 __all__ = [
     "advance_cursor",
     "emit_events",
     "ensure_cursor",
+    "erase_customer_journeys",
     "event_cursor",
     "insert_enrollments",
     "insert_log",
@@ -224,3 +225,41 @@ def mark_scheduled(connection: Connection, key: str, now: datetime) -> None:
         .where(JOURNEY_CURSORS.c.journey_key == key)
         .values(last_scheduled_at=now, updated_at=now)
     )
+
+
+def erase_customer_journeys(
+    connection: Connection, tombstones: Mapping[str, str], now: datetime
+) -> tuple[int, int]:
+    """Erased customers' enrollments and decisions (``tombstones``: id -> opaque id)
+    move to the opaque id, without their context or the decisions' inputs; an active
+    enrollment ends (``exited``, ``erased``). (enrollments, decisions)."""
+    ids = sorted(tombstones)
+    e, log = ENROLLMENTS.c, JOURNEY_LOG.c
+    found = connection.execute(
+        select(e.id, e.customer_id, e.trigger_event_id).where(e.customer_id.in_(ids))
+    ).all()
+    connection.execute(
+        update(ENROLLMENTS).where(e.id.in_([r.id for r in found]), e.state == ACTIVE)
+        .values(state="exited", end_reason="erased", ended_at=now, updated_at=now,
+                wake_at=None, claimed_by=None, claimed_until=None)
+    )  # fmt: skip
+    if found:
+        connection.execute(
+            update(ENROLLMENTS).where(e.id == bindparam("b_id")).values(
+                customer_id=bindparam("b_to"), context={}, trigger_event_id=bindparam("b_event")),
+            [{"b_id": r.id, "b_to": tombstones[r.customer_id],
+              "b_event": r.trigger_event_id and rename_event_id(r.trigger_event_id, tombstones)}
+             for r in found],
+        )  # fmt: skip
+    decided = connection.execute(
+        select(log.id, log.customer_id, log.event_id).where(log.customer_id.in_(ids))
+    ).all()
+    if decided:
+        connection.execute(
+            update(JOURNEY_LOG).where(log.id == bindparam("b_id")).values(
+                customer_id=bindparam("b_to"), detail=None, event_id=bindparam("b_event")),
+            [{"b_id": r.id, "b_to": tombstones[r.customer_id],
+              "b_event": r.event_id and rename_event_id(r.event_id, tombstones)}
+             for r in decided],
+        )  # fmt: skip
+    return len(found), len(decided)

@@ -47,6 +47,7 @@ __all__ = [
     "Delta",
     "evaluate_segment",
     "evaluate_segments",
+    "forget_members",
     "segment_event_id",
     "spec_hash",
 ]
@@ -213,3 +214,12 @@ def _emit(connection: Connection, name: str, key: str, ids: list[str], now: date
                 for cid in chunk
             ],
         )
+
+
+def forget_members(connection: Connection, customer_ids: Sequence[str]) -> int:
+    """An erased customer leaves every segment, silently (no ``segment.exited``: the
+    customer is gone); the next evaluation's sizes count without them."""
+    result = connection.execute(
+        memberships.delete().where(memberships.c.customer_id.in_(list(customer_ids)))
+    )
+    return int(result.rowcount or 0)

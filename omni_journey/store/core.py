@@ -14,8 +14,10 @@ from omni_journey.store import tables
 
 __all__ = [
     "CONSENTS",
+    "CONSENT_CHANGES",
     "CUSTOMERS",
     "ENROLLMENTS",
+    "ERASURES",
     "EVENTS",
     "IDENTITIES",
     "JOURNEY_CURSORS",
@@ -33,6 +35,8 @@ def _table(model: Any) -> Table:
 CUSTOMERS = _table(tables.Customer)
 IDENTITIES = _table(tables.Identity)
 CONSENTS = _table(tables.Consent)
+CONSENT_CHANGES = _table(tables.ConsentChange)
+ERASURES = _table(tables.Erasure)
 SUPPRESSIONS = _table(tables.Suppression)
 EVENTS = _table(tables.Event)
 JOURNEY_VERSIONS = _table(tables.JourneyVersion)

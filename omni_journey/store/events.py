@@ -8,10 +8,11 @@ themselves. An event id seen before is ignored, so a retried batch stores nothin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import Connection, Select, bindparam, select, update
 
 from omni_journey.store.core import EVENTS
 from omni_journey.store.driver import DriverSql
@@ -23,6 +24,8 @@ __all__ = [
     "append_events",
     "append_events_from",
     "append_new_events",
+    "erase_customer_events",
+    "rename_event_id",
 ]
 
 # Columns of the bulk path, with their PostgreSQL types (see DriverSql.insert_ignore).
@@ -61,3 +64,45 @@ def append_events_from(connection: Connection, columns: Sequence[str], query: Se
     """``INSERT INTO events (columns) SELECT ...`` ignoring known ids; the number stored."""
     statement = insert_ignore(connection, EVENTS, "event_id").from_select(list(columns), query)
     return int(connection.execute(statement).rowcount)
+
+
+def rename_event_id(event_id: str, tombstones: Mapping[str, str]) -> str:
+    """``event_id`` with every ``:``-separated part that is an erased customer's id
+    (ids the product derives: ``segment.entered:<segment>:<customer>:<time>``) replaced
+    by that customer's opaque id."""
+    for old, new in tombstones.items():
+        if old in event_id:
+            event_id = re.sub(rf"(?:(?<=:)|^){re.escape(old)}(?=:|$)", new, event_id)
+    return event_id
+
+
+def erase_customer_events(
+    connection: Connection, tombstones: Mapping[str, str], keep: Collection[str]
+) -> int:
+    """The events of erased customers (``tombstones``: their id -> an opaque id) move to
+    the opaque id and keep only the ``keep`` properties (the references reports count
+    by), their ids renamed by :func:`rename_event_id`. How many events."""
+    rows = [
+        {"b_seq": row.seq, "b_to": tombstones[row.customer_id],
+         "b_id": rename_event_id(row.event_id, tombstones),
+         "b_properties": {k: v for k, v in (row.properties or {}).items() if k in keep}}
+        for chunk in _chunks(sorted(tombstones))
+        for row in connection.execute(
+            select(EVENTS.c.seq, EVENTS.c.customer_id, EVENTS.c.event_id, EVENTS.c.properties)
+            .where(EVENTS.c.customer_id.in_(chunk))
+        )
+    ]  # fmt: skip
+    if rows:
+        connection.execute(
+            update(EVENTS)
+            .where(EVENTS.c.seq == bindparam("b_seq"))
+            .values(customer_id=bindparam("b_to"), event_id=bindparam("b_id"),
+                    properties=bindparam("b_properties")),
+            rows,
+        )  # fmt: skip
+    return len(rows)
+
+
+def _chunks(values: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

@@ -18,8 +18,10 @@ from omni_journey.store.types import JSONDict, UTCDateTime
 __all__ = [
     "ChannelModelArtefact",
     "Consent",
+    "ConsentChange",
     "Customer",
     "Enrollment",
+    "Erasure",
     "Event",
     "Identity",
     "JourneyCursor",
@@ -80,6 +82,36 @@ class Consent(SQLModel, table=True):
     granted: bool
     source: str | None = Field(default=None, max_length=64)
     updated_at: datetime = _ts()
+
+
+class ConsentChange(SQLModel, table=True):
+    """Every change of a consent (writer: ``identity``, with ``consents``): the channel,
+    the value before (``None``: never stated) and after, how (``source``) and when."""
+
+    __tablename__ = "consent_changes"
+    __table_args__ = (Index("ix_consent_changes_customer_at", "customer_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(max_length=128)
+    channel: str = Field(max_length=16)
+    previous: bool | None = None
+    granted: bool
+    source: str | None = Field(default=None, max_length=64)
+    at: datetime = _ts()
+
+
+class Erasure(SQLModel, table=True):
+    """One erased customer (writer: ``privacy``), without personal data: the opaque
+    ``id`` their rows now carry (one ``tombstones`` entry per id merged into them),
+    what was removed (``counts``), and ``finished_at`` once the files are swept too."""
+
+    __tablename__ = "erasures"
+
+    id: str = Field(primary_key=True, max_length=64)
+    tombstones: list[str] = Field(default_factory=list, sa_column=Column(JSONDict, nullable=False))
+    counts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONDict, nullable=False))
+    erased_at: datetime = _ts()
+    finished_at: datetime | None = _ts(nullable=True)
 
 
 class Suppression(SQLModel, table=True):

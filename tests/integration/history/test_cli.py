@@ -43,7 +43,7 @@ def test_show_and_explain_through_the_command(shop: Shop) -> None:
     assert {"customer", "identities", "consent", "timeline"} <= set(shown)
     for item in shown["timeline"]:
         assert {"at", "kind", "name", "channel"} <= set(item)
-        assert item["kind"] in ("event", "message", "journey")
+        assert item["kind"] in ("event", "message", "journey", "consent")
     assert ("message", "cart_reminder", "email") in {
         (i["kind"], i["name"], i["channel"]) for i in shown["timeline"]
     }

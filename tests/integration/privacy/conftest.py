@@ -1,0 +1,3 @@
+from tests.integration.engine.conftest import shop
+
+__all__ = ["shop"]
