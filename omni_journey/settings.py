@@ -185,6 +185,15 @@ class Settings(BaseSettings):
             "collector's public address followed by /l."
         ),
     )
+    console_token: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description=(
+            "Opens the read-only console under /console of `serve` (HTTP Basic: any user "
+            "name, this token as the password); at least 16 characters. Unset: every "
+            "/console address answers 404."
+        ),
+    )
     subject_max_chars: int = Field(
         default=78, ge=10, description="Email subjects longer than this get a warning."
     )

@@ -32,13 +32,14 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from omni_journey.collector.link_pages import link_routes, redact_link_paths
 from omni_journey.collector.rate_limits import RateLimiter
 from omni_journey.collector.refusals import RequestRefused
 from omni_journey.collector.segment_calls import handle_call
 from omni_journey.collector.sns import SnsSource, confirm_sns_subscription, handle_sns
+from omni_journey.console import create_console
 from omni_journey.delivery.sns_signature import SnsSignatureVerifier
 from omni_journey.ingest.announce import IngestedBuffer
 from omni_journey.settings import Settings
@@ -106,7 +107,7 @@ def create_app(
 
         return handle
 
-    routes = [Route("/health", health, methods=["GET"])]
+    routes: list[BaseRoute] = [Route("/health", health, methods=["GET"])]
     for call, paths in ROUTES.items():
         routes += [Route(path, endpoint(call), methods=["POST"]) for path in paths]
     routes += link_routes(engine, settings, clock)
@@ -116,6 +117,7 @@ def create_app(
         Route("/inbound/whatsapp", sns_endpoint("whatsapp"), methods=["POST"]),
         Route("/inbound/email", sns_endpoint("email"), methods=["POST"]),
     ]
+    routes.append(Mount("/console", app=create_console(engine, settings)))  # read-only console
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
