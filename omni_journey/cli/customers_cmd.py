@@ -91,7 +91,9 @@ def _summary(item: TimelineItem) -> str:
             text += f": {detail['error']}"
         return text
     if item.kind == "journey":
-        return str(detail.get("reason") or "")
+        text = str(detail.get("reason") or "")
+        until = (detail.get("inputs") or {}).get("until")
+        return f"{text} until {until}" if item.name == "deferred" and until else text
     if item.kind == "consent":
         return f"{_consent_word(detail.get('previous'))} -> {item.name} ({detail.get('source')})"
     properties: dict[str, Any] = dict(detail.get("properties") or {})

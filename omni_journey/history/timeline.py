@@ -195,6 +195,10 @@ def _decisions(connection: Connection, ids: Sequence[str], last: int) -> list[Ti
         channel = (row.detail or {}).get("channel")
         if row.kind == "sent":  # a send decision's reason is the channel it chose
             channel = row.reason
+        elif channel is None:  # a skip or deferral of a step with one channel names it
+            tried = (row.detail or {}).get("eligibility")
+            if isinstance(tried, dict) and len(tried) == 1:
+                channel = next(iter(tried))
         items.append(
             TimelineItem(
                 row.at,

@@ -308,6 +308,9 @@ def test_one_customer_one_history_across_channels_journeys_and_merges(story: Sto
     assert ("order_review", "chat", "skipped", "no_consent") in decisions
     assert ("order_review", "ask", "deferred", "quiet_hours") in decisions
     assert ("order_review", "ask", "sent", "sms") in decisions
+    channels = {(i["step"], i["name"]): i["channel"] for i in timeline if i["kind"] == "journey"}
+    assert channels[("chat", "skipped")] == "whatsapp"  # the one channel the step tried
+    assert channels[("ask", "deferred")] == "sms"
     assert ("cart_followup", "remind", "sent", "email") in decisions
     [exit_item] = [i for i in timeline if i["kind"] == "journey" and i["name"] == "exited"
                    and i["journey"] == "order_review"]  # fmt: skip
@@ -334,6 +337,7 @@ def test_one_customer_one_history_across_channels_journeys_and_merges(story: Sto
                      "cart_reminder", "order_thanks", "message.replied", "no_consent",
                      "quiet_hours", "exit_when:message.replied"):  # fmt: skip
         assert expected in text, expected
+    assert "quiet_hours until 2026-05-05T06:00:00+00:00" in text  # when the deferral ends
     assert "more: --offset" not in text
 
     # --- explain: the guard behind the skip and the deferral, the reply behind the exit
