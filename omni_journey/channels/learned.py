@@ -152,16 +152,20 @@ class LearnedPolicy:
         )
 
     def load(self, connection: Connection, sends: Sequence[SendMessage], now: datetime) -> Loaded:
-        """One history load for all the batch's customers, and the active model."""
-        customers = sorted({s.customer_id for s in sends})
-        history = (
-            load_history(connection, customers, now, attribution_hours=self.attribution_hours)
-            if customers
-            else None
-        )
+        """The active model, and one history load for all the batch's customers. Without
+        a model the history is read only when a send asks for ``send_at: best``: the
+        rule and its exploration do not use it, so a pass before the first model costs
+        no more than the rule's."""
         model = self.model
         if model is None and self.loader is not None:
             model = self.loader.get(connection)
+        customers = sorted({s.customer_id for s in sends})
+        needed = model is not None or any(s.send_at == "best" for s in sends)
+        history = (
+            load_history(connection, customers, now, attribution_hours=self.attribution_hours)
+            if customers and needed
+            else None
+        )
         return Loaded(customers, history, model)
 
     def decide_many(
@@ -176,7 +180,8 @@ class LearnedPolicy:
         if not sends:
             return []
         requests = [Request.of(s) for s in sends]
-        assert loaded.history is not None
+        if loaded.history is None:  # no model and no send time to pick: no context needed
+            return self.decide(None, requests, now, model=None, quiet_hours=quiet_hours)
         where = {c: i for i, c in enumerate(loaded.customers)}
         index = np.array([where[r.customer_id] for r in requests], dtype=np.int64)
         rows = loaded.history.take(index)

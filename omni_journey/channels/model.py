@@ -19,6 +19,9 @@ Each head is recalibrated with Platt scaling fitted on out-of-fold predictions (
 by customer); the card reports out-of-fold metrics (log loss, Brier, AUC, expected
 calibration error) overall and per channel. Scoring is one matrix product per channel
 and head.
+
+Only fitting needs scikit-learn, and imports it when it fits: loading and scoring a
+model (every journey pass with ``OMNI_CHANNEL_POLICY=learned``) need numpy only.
 """
 
 from __future__ import annotations
@@ -26,13 +29,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
-from sklearn.model_selection import GroupKFold
 
 from omni_journey.channels.design import (
     FeatureSpec,
@@ -42,6 +42,9 @@ from omni_journey.channels.design import (
 )
 from omni_journey.channels.features import CHANNELS, FloatArray, History
 from omni_journey.errors import OmniJourneyError
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import LogisticRegression
 
 __all__ = ["HEADS", "ChannelModel", "ChannelModelError", "Head", "TrainingSet", "fit_model"]
 
@@ -167,11 +170,15 @@ def _design(z: FloatArray, channel: IntArray, deviation: float) -> FloatArray:
 
 
 def _logistic(x: FloatArray, y: BoolArray, c: float) -> LogisticRegression:
+    from sklearn.linear_model import LogisticRegression
+
     return LogisticRegression(C=c, max_iter=500, tol=1e-4).fit(x, y.astype(int))
 
 
 def metrics(y: BoolArray, p: FloatArray) -> dict[str, float | None]:
     """Log loss, Brier score, AUC and expected calibration error (10 quantile bins)."""
+    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
     if len(y) == 0:
         return {"rows": 0.0}
     both = bool(y.any() and (~y).any())
@@ -201,6 +208,9 @@ def _fit_head(
     folds: int,
 ) -> tuple[Head, FloatArray]:
     """Fit one head; return it and its calibrated out-of-fold predictions."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+
     k = len(CHANNELS)
     z = z_all[:, columns]
     d = z.shape[1]

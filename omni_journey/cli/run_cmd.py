@@ -14,7 +14,13 @@ from omni_journey.cli.options import parse_time
 from omni_journey.errors import ConfigError, SpecError
 from omni_journey.runner.passes import PassReport
 from omni_journey.runner.versions import RefusedJourneysError
-from omni_journey.service.pipeline import build_runner, dispatch_due, global_cap, load_valid_project
+from omni_journey.service.pipeline import (
+    build_runner,
+    dispatch_due,
+    global_cap,
+    load_valid_project,
+    select_policy,
+)
 from omni_journey.service.simulate import simulate
 from omni_journey.settings import Settings, get_settings
 from omni_journey.spec.project import Project
@@ -91,14 +97,18 @@ def run(
         raise typer.Exit(2)
     engine = open_store(settings.resolved_database_url)
     try:
+        choice = select_policy(engine, settings)  # which policy decides channel: best, and why
         try:
-            report = build_runner(engine, project, settings).run(
+            report = build_runner(engine, project, settings, policy=choice.policy).run(
                 at, only=[journey] if journey else None
             )
         except RefusedJourneysError as refused:  # the other journeys ran: dispatch theirs
             report = refused.report
         console = Console()
         console.print(_pass_table(report))
+        console.print(
+            choice.note, style="yellow" if choice.warning else None, markup=False, soft_wrap=True
+        )
         if dispatch:
             console.print(dispatch_due(engine, settings, now=at).summary())
     finally:

@@ -2,19 +2,25 @@
 
 ``omni-journey run``, ``dispatch``, ``simulate``, the demo and the Prefect flows all
 go through these functions, so every entry point runs the same code.
+
+:func:`select_policy` is where ``OMNI_CHANNEL_POLICY`` takes effect: every runner
+:func:`build_runner` makes decides ``channel: best`` with the policy it returns.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
+from omni_journey.channels.policy import ChannelPolicy, RulePolicy
 from omni_journey.delivery import (
     CustomerView,
     DispatchReport,
@@ -38,13 +44,17 @@ from omni_journey.spec.project import (
 )
 
 __all__ = [
+    "PolicyChoice",
     "build_runner",
     "dispatch_due",
     "global_cap",
     "load_valid_project",
     "project_renderer",
+    "select_policy",
     "worker_id",
 ]
+
+log = logging.getLogger("omni_journey.service")
 
 
 def worker_id() -> str:
@@ -98,9 +108,83 @@ def global_cap(settings: Settings) -> FrequencyCap | None:
     return FrequencyCap(max=int(count), per=per)
 
 
+@dataclass(frozen=True)
+class PolicyChoice:
+    """The channel policy a pass uses, and one line that says which one decides and why
+    (``warning``: a model is active but cannot be loaded, so the rule decides)."""
+
+    policy: ChannelPolicy
+    note: str
+    warning: bool = False
+
+
+def select_policy(engine: Engine, settings: Settings) -> PolicyChoice:
+    """The channel policy ``OMNI_CHANNEL_POLICY`` asks for.
+
+    ``rule``: :class:`RulePolicy`. ``learned``: :class:`LearnedPolicy` with the
+    settings' conversion value, costs and exploration; it loads the active model now
+    (and notices a newer one at each batch). With no model, or one that cannot be
+    loaded, the rule decides inside it, still exploring ``OMNI_CHANNEL_COLD_EPSILON``
+    of the ``best`` decisions so the first model has every channel to learn from. A
+    model that cannot be loaded never stops a pass: customers still get their messages
+    through the rule, the error (naming the file) is logged once and recorded in each
+    decision (``extra.model_error``), and ``warning`` is set.
+
+    numpy and the learned policy are imported only for ``learned``; scikit-learn never
+    (only training needs it)."""
+    if settings.channel_policy == "rule":
+        return PolicyChoice(
+            RulePolicy(), "channel policy: rule (OMNI_CHANNEL_POLICY=rule): cheapest eligible"
+        )
+    from omni_journey.channels.learned import LearnedPolicy
+
+    policy = LearnedPolicy.from_settings(settings)
+    assert policy.loader is not None
+    with engine.connect() as connection:
+        model = policy.loader.get(connection)
+    if model is not None:
+        return PolicyChoice(
+            policy,
+            f"channel policy: learned, model {model.version} (expected value minus cost; "
+            f"explores {_share(policy.epsilon)} of best-channel decisions)",
+        )
+    exploring = (
+        f"; explores {_share(policy.cold_epsilon)} of best-channel decisions so a first "
+        "model has every channel to learn from"
+        if policy.cold_epsilon > 0
+        else ""
+    )
+    if policy.loader.error:
+        return PolicyChoice(
+            policy,
+            f"channel policy: rule ({policy.loader.error}; train a new model: "
+            f"omni-journey train){exploring}",
+            warning=True,
+        )
+    return PolicyChoice(
+        policy, f"channel policy: rule (no trained model; run omni-journey train){exploring}"
+    )
+
+
+def _share(fraction: float) -> str:
+    return f"{fraction * 100:g}%"
+
+
 def build_runner(
-    engine: Engine, project: Project, settings: Settings, **kwargs: Any
+    engine: Engine,
+    project: Project,
+    settings: Settings,
+    *,
+    policy: ChannelPolicy | None = None,
+    **kwargs: Any,
 ) -> JourneyRunner:
+    """The runner every pass uses. Without ``policy`` it decides with
+    :func:`select_policy`'s, and logs which policy decides and why (a model that cannot
+    be loaded is logged as an error by the policy itself, once)."""
+    if policy is None:
+        choice = select_policy(engine, settings)
+        log.info("%s", choice.note)
+        policy = choice.policy
     return JourneyRunner(
         engine,
         project.journeys,
@@ -108,6 +192,7 @@ def build_runner(
         batch_size=settings.batch_size,
         global_cap=global_cap(settings),
         trigger_max_age=timedelta(hours=settings.trigger_max_age_hours),
+        policy=policy,
         **kwargs,
     )
 
