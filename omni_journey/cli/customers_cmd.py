@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from omni_journey.cli.ingest_cmd import customers_import
+from omni_journey.cli.reading import open_store_for_reading
 from omni_journey.errors import ConfigError, SpecError
 from omni_journey.history import (
     CustomerHistory,
@@ -28,7 +29,6 @@ from omni_journey.history import (
     why_not_entered,
 )
 from omni_journey.settings import get_settings
-from omni_journey.store import open_store
 
 __all__ = ["commands"]
 
@@ -63,7 +63,7 @@ def show(
     first: events in, messages out with their status, every journey decision with its
     reason, and consent changes. Exit 1 when no customer matches KEY."""
     settings = get_settings()
-    engine = open_store(settings.resolved_database_url)
+    engine = open_store_for_reading(settings)
     try:
         with engine.connect() as connection:
             customer = find_customer(connection, key, settings.default_region)
@@ -175,7 +175,7 @@ def export(
     from omni_journey.privacy import export_customer
 
     settings = get_settings()
-    engine = open_store(settings.resolved_database_url)
+    engine = open_store_for_reading(settings)
     try:
         document = export_customer(engine, settings, key, now=datetime.now(UTC))
     finally:
@@ -209,7 +209,7 @@ def erase(
     if not yes and not typer.confirm("Erase this customer's personal data everywhere?"):
         raise typer.Exit(1)
     settings = get_settings()
-    engine = open_store(settings.resolved_database_url)
+    engine = open_store_for_reading(settings)
     try:
         result = erase_customer(engine, settings, key, now=datetime.now(UTC))
     finally:
@@ -251,7 +251,7 @@ def explain(
         err.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     spec = project.journeys.get(journey)
-    engine = open_store(settings.resolved_database_url)
+    engine = open_store_for_reading(settings)
     try:
         with engine.connect() as connection:
             customer = find_customer(connection, key, settings.default_region)

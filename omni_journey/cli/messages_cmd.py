@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from omni_journey.cli.reading import open_store_for_reading
 from omni_journey.settings import Settings, get_settings
-from omni_journey.store import open_store
 
 commands = typer.Typer()
 
@@ -44,7 +44,7 @@ def in_doubt_cmd(
     from omni_journey.delivery.in_doubt import list_in_doubt
 
     settings = get_settings()
-    engine = open_store(settings.resolved_database_url)
+    engine = open_store_for_reading(settings)
     try:
         with engine.connect() as connection:
             found = list_in_doubt(connection, now=datetime.now(UTC), limit=limit)

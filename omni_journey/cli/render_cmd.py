@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from omni_journey.cli.reading import open_store_for_reading
 from omni_journey.delivery.base import Content, OutgoingMessage
 from omni_journey.delivery.mime import build_email
 from omni_journey.render import (
@@ -28,7 +29,6 @@ from omni_journey.render import (
 from omni_journey.render.options import FCM_MAX_PAYLOAD_BYTES
 from omni_journey.render.preview import PreviewError, load_preview_subject
 from omni_journey.settings import Settings, get_settings
-from omni_journey.store import open_store
 
 commands = typer.Typer()
 
@@ -132,7 +132,7 @@ def preview(
     OMNI_HOME/previews/, the SMS with its encoding and segments, the push payload with
     its size, the WhatsApp text and template. Exit 1 if anything fails to render."""
     settings = get_settings()
-    engine = open_store(settings.resolved_database_url)
+    engine = open_store_for_reading(settings)
     try:
         subject = load_preview_subject(engine, customer, event_id=event_id, locale=locale)
     except PreviewError as error:

@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from omni_journey.cli.reading import open_store_for_reading
 from omni_journey.errors import ConfigError
 from omni_journey.settings import get_settings
-from omni_journey.store import open_store
 
 commands = typer.Typer()
 
@@ -91,7 +91,7 @@ def report_cmd(
         bucket=bucket,
         include_policy=policy,
     )
-    engine = open_store(settings.resolved_database_url)
+    engine = open_store_for_reading(settings)
     try:
         with engine.connect() as connection:
             if journey:

@@ -36,10 +36,15 @@ from omni_journey.store.core import EVENTS, JOURNEY_LOG, MESSAGES
 __all__ = [
     "DemoConfig",
     "DemoSummary",
+    "PassTime",
     "Passes",
+    "ShopSide",
     "Tick",
+    "clear_home",
+    "day_of",
     "demo_environment",
     "demo_settings",
+    "plan_days",
     "prepare_demo",
     "run_demo",
 ]
@@ -144,11 +149,26 @@ def _signups(shop: Shop, config: DemoConfig) -> list[dict[str, Any]]:
     ]
 
 
+def clear_home(home: Path, keep: Sequence[str] = ()) -> None:
+    """Remove what a previous demo left in ``home``, except the entries named in ``keep``
+    (the demo's Prefect server keeps its database there while the shop is generated)."""
+    if not home.is_dir():
+        return
+    for entry in home.iterdir():
+        if entry.name in keep:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 def prepare_demo(
-    settings: Settings, config: DemoConfig
+    settings: Settings, config: DemoConfig, *, keep: Sequence[str] = ()
 ) -> tuple[Engine, Shop, DemoSummary, list[dict[str, Any]]]:
-    """A fresh demo store with the shop's customers and their history before ``START``."""
-    shutil.rmtree(settings.home, ignore_errors=True)
+    """A fresh demo store with the shop's customers and their history before ``START``
+    (everything else in the demo's home is removed first, but for ``keep``)."""
+    clear_home(settings.home, keep)
     engine = open_store(settings.resolved_database_url)
     shop = Shop(config.seed, config.customers, start=START)
     profiles, history = shop.generate(days=config.history_days)
@@ -190,26 +210,101 @@ def _sent_since(engine: Engine, since: datetime) -> list[SentMessage]:
     ]
 
 
-class Passes(Protocol):
-    """What moves the shop's customers through the journeys, once per simulated tick.
+@dataclass(frozen=True)
+class PassTime:
+    """One pass of the demo: its simulated time, and whether the daily passes
+    (segments, purchase cycles, the weekly model) run before it."""
 
-    The demo command passes the Prefect flows (``flows/demo.py``): each pass is a flow
-    run of the production flow, with the simulated time as ``now``;
-    :class:`omni_journey.lab.direct.DirectPasses` makes the same calls without Prefect.
+    index: int
+    total: int
+    now: datetime
+    daily: bool
+
+
+def day_of(now: datetime) -> date:
+    """The simulated day a pass belongs to: a pass at midnight closes the day before."""
+    return (now - timedelta(microseconds=1)).date()
+
+
+def plan_days(config: DemoConfig, start: datetime = START) -> list[list[PassTime]]:
+    """The demo's passes, one list per simulated day (a pass at midnight closes its
+    day): every ``config.tick`` from ``start`` to ``start + config.days``. The daily
+    passes run before the first pass, then before the first pass of a day from 06:00."""
+    end = start + timedelta(days=config.days)
+    total = int((end - start) / config.tick)
+    days: list[list[PassTime]] = []
+    daily_on: date | None = None
+    for index in range(1, total + 1):
+        now = start + index * config.tick
+        daily = daily_on is None or (now.date() > daily_on and now.hour >= 6)
+        if daily:
+            daily_on = now.date()
+        if not days or day_of(days[-1][-1].now) != day_of(now):
+            days.append([])
+        days[-1].append(PassTime(index, total, now, daily))
+    return days
+
+
+class Passes(Protocol):
+    """What moves the shop's customers through the journeys, a simulated day at a time.
+
+    The demo command passes the Prefect flows (``flows/demo.py``: one flow run a
+    simulated day, a task a pass); :class:`omni_journey.lab.direct.DirectPasses` makes
+    the same calls without Prefect. For each :class:`PassTime` of the day, in order, it
+    calls ``shop.before(at)``, then (``at.daily``) the daily passes, ``advance`` and
+    ``dispatch`` as of ``at.now``, then ``shop.after(at, counts, dispatched)``.
     A pass must stamp what it does with ``now`` and nothing else: a timestamp that moved
     on with the wall clock (a ``sent_at`` a second later on a slower run) changes when
     the shop answers, and the demo is no longer reproducible."""
 
-    def daily(self, now: datetime) -> None:
-        """Segments, purchase cycles and the catalogue fan-out (once a simulated day)."""
+    def run_day(self, passes: Sequence[PassTime], shop: ShopSide) -> None:
+        """Run one simulated day's passes (see the class doc)."""
 
-    def advance(self, now: datetime) -> Mapping[str, Mapping[str, int]]:
-        """One pass over every journey; counts per journey."""
-        ...
 
-    def dispatch(self, now: datetime) -> Mapping[str, Any]:
-        """Send what is due; ``failed`` and ``suppressed`` counts at least."""
-        ...
+@dataclass
+class ShopSide:
+    """The shop's part of each pass: what customers did since the last one goes in
+    before it; the answers to what it sent come back after it."""
+
+    engine: Engine
+    shop: Shop
+    settings: Settings
+    summary: DemoSummary
+    signups: list[dict[str, Any]]
+    on_tick: Callable[[Tick], None] | None = None
+    previous: datetime = START
+
+    def before(self, at: PassTime) -> None:
+        """Store what the customers did up to ``at.now`` (and the sign-ups due)."""
+        organic = self.shop.advance(at.now)
+        due = [e for e in self.signups if datetime.fromisoformat(str(e["at"])) <= at.now]
+        self.signups = self.signups[len(due) :]
+        self.summary.events += _ingest(self.engine, organic + due, at.now, self.settings)
+
+    def after(
+        self,
+        at: PassTime,
+        counts: Mapping[str, Mapping[str, int]],
+        dispatched: Mapping[str, Any],
+    ) -> None:
+        """Count the pass, and store the shop's answers to what it sent."""
+        summary = self.summary
+        summary.passes += 1
+        for key, journey_counts in counts.items():
+            summary.journeys.setdefault(key, Counter()).update(journey_counts)
+        summary.failed += int(dispatched.get("failed", 0))
+        summary.suppressed += int(dispatched.get("suppressed", 0))
+        sent = _sent_since(self.engine, self.previous)
+        self.previous = max([self.previous, *(s.at for s in sent)])
+        summary.sent_by_channel.update(s.channel for s in sent)
+        answers = self.shop.respond(sent)
+        summary.feedback.update(str(e["name"]) for e in answers)
+        summary.events += _ingest(self.engine, answers, at.now, self.settings)
+        withdrawals = self.shop.consent_updates()
+        if withdrawals:
+            ingest_profiles(self.engine, withdrawals, now=at.now, settings=self.settings)
+        if self.on_tick is not None:
+            self.on_tick(Tick(at.index, at.total, at.now, len(sent)))
 
 
 def run_demo(
@@ -218,44 +313,25 @@ def run_demo(
     *,
     passes: Callable[[Engine], Passes],
     on_tick: Callable[[Tick], None] | None = None,
+    keep: Sequence[str] = (),
 ) -> DemoSummary:
     """Run the demo to the end and return what it did. ``passes(engine)`` makes what
-    advances the journeys: the Prefect flows (``flows/demo.py``)."""
-    engine, shop, summary, signups = prepare_demo(settings, config)
+    advances the journeys: the Prefect flows (``flows/demo.py``). ``keep``: entries of
+    the demo's home that a previous demo's clean-up leaves alone."""
+    engine, shop, summary, signups = prepare_demo(settings, config, keep=keep)
     try:
         mover = passes(engine)
-        end = shop.start + timedelta(days=config.days)
-        ticks = int((end - shop.start) / config.tick)
-        previous = shop.start - config.tick
-        pending_signups = sorted(signups, key=lambda e: str(e["at"]))
-        daily_on: date | None = None
-        for index in range(1, ticks + 1):
-            now = shop.start + index * config.tick
-            organic = shop.advance(now)
-            due = [e for e in pending_signups if datetime.fromisoformat(str(e["at"])) <= now]
-            pending_signups = pending_signups[len(due) :]
-            summary.events += _ingest(engine, organic + due, now, settings)
-            if daily_on is None or (now.date() > daily_on and now.hour >= 6):
-                mover.daily(now)  # the first pass, then the first of a day from 06:00
-                daily_on = now.date()
-            counts = mover.advance(now)
-            summary.passes += 1
-            for key, journey_counts in counts.items():
-                summary.journeys.setdefault(key, Counter()).update(journey_counts)
-            dispatched = mover.dispatch(now)
-            summary.failed += int(dispatched.get("failed", 0))
-            summary.suppressed += int(dispatched.get("suppressed", 0))
-            sent = _sent_since(engine, previous)
-            previous = max([previous, *(s.at for s in sent)])
-            summary.sent_by_channel.update(s.channel for s in sent)
-            answers = shop.respond(sent)
-            summary.feedback.update(str(e["name"]) for e in answers)
-            summary.events += _ingest(engine, answers, now, settings)
-            withdrawals = shop.consent_updates()
-            if withdrawals:
-                ingest_profiles(engine, withdrawals, now=now, settings=settings)
-            if on_tick is not None:
-                on_tick(Tick(index, ticks, now, len(sent)))
+        side = ShopSide(
+            engine,
+            shop,
+            settings,
+            summary,
+            sorted(signups, key=lambda e: str(e["at"])),
+            on_tick,
+            previous=shop.start - config.tick,
+        )
+        for day in plan_days(config, shop.start):
+            mover.run_day(day, side)
         return summary
     finally:
         engine.dispose()

@@ -18,12 +18,22 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from omni_journey.errors import OmniJourneyError
 from omni_journey.store.driver import json_loads
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["alembic_config", "create_store_engine", "head_revision", "open_store", "upgrade"]
+__all__ = [
+    "StoreNotFoundError",
+    "alembic_config",
+    "create_store_engine",
+    "head_revision",
+    "open_existing_store",
+    "open_store",
+    "sqlite_path",
+    "upgrade",
+]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # ``revision = '0002'`` / ``down_revision = '0001'`` (or ``None``) in a migration file
@@ -46,6 +56,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (``sqlite:///.omni/omni.db``); ``None`` for another
+    database or an in-memory SQLite."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    return Path(path) if path and path != ":memory:" else None
 
 
 def create_store_engine(url: str, **kwargs: Any) -> Engine:
@@ -151,3 +170,22 @@ def open_store(url: str, **kwargs: Any) -> Engine:
     engine = create_store_engine(url, **kwargs)
     upgrade(engine)
     return engine
+
+
+class StoreNotFoundError(OmniJourneyError, FileNotFoundError):
+    """A command that only reads was pointed at a SQLite store that does not exist."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(f"no store at {path}")
+
+
+def open_existing_store(url: str, **kwargs: Any) -> Engine:
+    """:func:`open_store` for commands that only read (``preview``, ``customers show``,
+    ``report``, ...): a SQLite file that does not exist is not created, and
+    :class:`StoreNotFoundError` says where it looked. An empty new store would only
+    answer "no such customer" about a store that is somewhere else."""
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise StoreNotFoundError(path)
+    return open_store(url, **kwargs)
