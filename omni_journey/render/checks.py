@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta, nodes
@@ -21,8 +22,9 @@ from omni_journey.render.attributes import unquoted_attributes
 from omni_journey.render.context import CONTEXT_NAMES, SAMPLE_ATTRIBUTES, sample_context
 from omni_journey.render.errors import RenderError
 from omni_journey.render.library import TemplateLibrary
-from omni_journey.render.locate import Target, file_document, locate_line
+from omni_journey.render.locate import Target, classify, file_document, locate_line
 from omni_journey.render.rendered import CHANNELS
+from omni_journey.render.sandbox import too_deep
 from omni_journey.render.shapes import PUSH_FIELDS, WHATSAPP_FIELDS
 from omni_journey.render.source import MessageFolder
 from omni_journey.render.template_renderer import TemplateRenderer
@@ -71,11 +73,15 @@ def _unknown_names(
     environment = renderer.environment
     try:
         tree = environment.parse(source, name=name, filename=None)
+        # the analysis compiles: it finds what parsing does not ({% extends %} in a block)
+        undeclared = meta.find_undeclared_variables(tree) - _bound(tree)
     except TemplateSyntaxError as error:
         return [renderer.diagnose(error, target)]
+    except RecursionError:  # parsed, yet too deep for the analysis
+        return [renderer.diagnose(too_deep(source, name, None), target)]
     known = allowed | set(environment.globals)
     found = []
-    for unknown in sorted(meta.find_undeclared_variables(tree) - known - _bound(tree)):
+    for unknown in sorted(undeclared - known):
         line = next(
             (n.lineno for n in tree.find_all(nodes.Name) if n.name == unknown and n.ctx == "load"),
             1,
@@ -109,7 +115,10 @@ def _static(renderer: TemplateLibrary, folder: MessageFolder) -> list[Diagnostic
         if ext in ("html", "txt"):
             file = folder.directory / name
             target = Target(file_document(file, folder.show(name)))
-            source = file.read_text(encoding="utf-8")
+            source = _source(file, target.doc)
+            if isinstance(source, Diagnostic):
+                found.append(source)
+                continue
             found += _unknown_names(renderer, source, with_message, target, f"{folder.key}/{name}")
             if ext == "html":
                 found += _unquoted(source, target.doc)
@@ -124,6 +133,20 @@ def _static(renderer: TemplateLibrary, folder: MessageFolder) -> list[Diagnostic
         for path, value in _strings(doc.data):
             found += _unknown_names(renderer, value, allowed, Target(doc, yaml_path=path), None)
     return found
+
+
+def _source(file: Path, doc: Document) -> str | Diagnostic:
+    """A template file's text, or a ``template-syntax`` error when it is not UTF-8 (as
+    the renderer reads it: Latin-1, UTF-16, binary junk)."""
+    try:
+        return file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        code, message, hint = classify(error)  # as the renderer reports it, so one
+        return doc.at_span(None, code, message, hint=hint)  # diagnostic, not two
+    except OSError as error:
+        return doc.at_span(
+            None, "template-not-found", f"the file cannot be read ({error.strerror})"
+        )
 
 
 def _unquoted(source: str, doc: Document) -> list[Diagnostic]:
@@ -239,7 +262,10 @@ def check_partials(renderer: TemplateLibrary) -> list[Diagnostic]:
             relative = path.relative_to(renderer.templates_dir).as_posix()
             shown = f"{renderer.shown_dir}/{relative}"
             target = Target(file_document(path, shown))
-            source = path.read_text(encoding="utf-8")
+            source = _source(path, target.doc)
+            if isinstance(source, Diagnostic):
+                found.append(source)
+                continue
             found += _unknown_names(renderer, source, CONTEXT_NAMES, target, relative)
             if path.suffix == ".html":
                 found += _unquoted(source, target.doc)

@@ -23,6 +23,7 @@ from omni_journey.spec.naming import YamlPath
 __all__ = [
     "BUILTIN_PREFIX",
     "Target",
+    "classify",
     "diagnose",
     "file_document",
     "locate_line",
@@ -53,17 +54,39 @@ def file_document(path: Path, shown: str) -> Document:
 
 
 def template_frame(error: BaseException) -> tuple[str, int] | None:
-    """(file name, line) of the innermost template frame in ``error``'s traceback."""
-    found = None
+    """(file name, line) of the innermost template frame in ``error``'s traceback; for
+    a ``RecursionError``, the call that leads back into the loop (the frame just before
+    the first one that comes back: the include or the macro call)."""
+    frames = []
     tb = error.__traceback__
     while tb is not None:
         if "__jinja_exception__" in tb.tb_frame.f_globals:
-            found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+            frames.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno))
         tb = tb.tb_next
-    return found
+    if isinstance(error, RecursionError):
+        seen = set()
+        for index, frame in enumerate(frames):
+            if frame in seen:
+                return frames[index - 1]
+            seen.add(frame)
+    return frames[-1] if frames else None
 
 
-def _classify(error: BaseException) -> tuple[str, str, str | None]:
+def classify(error: BaseException) -> tuple[str, str, str | None]:
+    """The code, message and hint for ``error``."""
+    if isinstance(error, RecursionError):  # {% include %} of itself, a macro calling itself
+        return (
+            "render-failed",
+            "rendering never ends: this reaches itself again (an include, import, extends "
+            "or macro that leads back here)",
+            "remove the include or call that leads back to this template",
+        )
+    if isinstance(error, UnicodeDecodeError):  # a template file saved in another encoding
+        return (
+            "template-syntax",
+            f"the file is not UTF-8 text (byte {error.start + 1})",
+            "save the file as UTF-8 in your editor",
+        )
     if isinstance(error, TemplateSyntaxError):
         return (
             "template-syntax",
@@ -143,7 +166,7 @@ def diagnose(
 ) -> Diagnostic:
     """The diagnostic for ``error``, raised while rendering ``target``; files under
     ``templates_dir`` are shown under ``shown_dir``."""
-    code, message, hint = _classify(error)
+    code, message, hint = classify(error)
     if isinstance(error, TemplateSyntaxError):
         where: tuple[str | None, int] | None = (error.filename, error.lineno or 1)
     else:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from functools import update_wrapper
 from typing import Any
 
-from jinja2 import nodes
+from jinja2 import TemplateSyntaxError, nodes
 from jinja2.runtime import Context
 from jinja2.sandbox import (
     ImmutableSandboxedEnvironment,
@@ -54,7 +54,7 @@ from omni_journey.render.budget import (
     weight,
 )
 
-__all__ = ["BudgetedSandbox"]
+__all__ = ["BudgetedSandbox", "too_deep"]
 
 _NUMBERS = re.compile(r"\d+")
 _STAR = re.compile(r"%[#0 +\-]*\*|%[#0 +\-]*\d*\.\*")
@@ -185,6 +185,20 @@ def _body_chars(loop: nodes.For) -> int:
     return sum(len(node.data) for child in loop.body for node in child.find_all(nodes.TemplateData))
 
 
+def too_deep(source: object, name: str | None, filename: str | None) -> TemplateSyntaxError:
+    """A template nested deeper than Jinja can parse, as a syntax error on the line that
+    opens the most brackets and tags (Jinja itself says nothing but RecursionError)."""
+    lines = source.splitlines() if isinstance(source, str) else []
+    counts = [sum(line.count(c) for c in "([{") for line in lines]
+    line = counts.index(max(counts)) + 1 if counts else 1
+    return TemplateSyntaxError(
+        "the template nests too deeply (brackets, parentheses or tags inside each other)",
+        line,
+        name,
+        filename,
+    )
+
+
 class BudgetedSandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, with every loop, call, operator and output under the render
     budget running in this context (none outside a render)."""
@@ -206,6 +220,9 @@ class BudgetedSandbox(ImmutableSandboxedEnvironment):
         started = time.monotonic()
         try:
             return super().compile(*args, **kwargs)
+        except RecursionError:  # Jinja's parser and code generator recurse per level
+            source, name, filename = [*args, None, None, None][:3]
+            raise too_deep(source, name, filename) from None
         finally:
             not_counted(time.monotonic() - started)
 
@@ -215,7 +232,12 @@ class BudgetedSandbox(ImmutableSandboxedEnvironment):
     # filter directly, where a call goes through the sandbox's checks (several times
     # the cost); a template can name them too, to no effect but the checks.
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        tree = super()._parse(source, name, filename)
+        try:
+            return self._guarded(super()._parse(source, name, filename), name)
+        except RecursionError:  # thousands of ( or [, hundreds of nested tags
+            raise too_deep(source, name, filename) from None
+
+    def _guarded(self, tree: nodes.Template, name: str | None) -> nodes.Template:
         escaped = self.autoescape(name) if callable(self.autoescape) else self.autoescape
         if escaped:
             guard_url_attributes(tree, _URL)

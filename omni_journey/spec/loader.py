@@ -183,6 +183,21 @@ class _ComplexKey(_Stop):
     pass
 
 
+def _too_deep(path: str, lines: tuple[str, ...]) -> Diagnostic:
+    """``yaml-syntax`` on the line that opens the most lists and mappings."""
+    counts = [line.count("[") + line.count("{") for line in lines]
+    line = counts.index(max(counts)) + 1 if counts else 1
+    doc = Document(path=path, lines=lines, data=None)
+    text = lines[line - 1] if lines else ""
+    return doc.at_span(
+        Span(line, 1, line, max(len(text.rstrip()) + 1, 2)),
+        "yaml-syntax",
+        "the file nests lists and mappings too deeply",
+        expected="a few levels of nesting",
+        hint="write nested values out as indented blocks, a few levels deep",
+    )
+
+
 def parse_yaml(text: str, path: str, noun: str = "file") -> Loaded:
     """Parse YAML 1.2 ``text`` shown as ``path``; ``noun`` names the whole document in
     messages (``journey``, ``segment``)."""
@@ -192,11 +207,15 @@ def parse_yaml(text: str, path: str, noun: str = "file") -> Loaded:
         root = yaml.compose(text)
     except YAMLError as error:
         return Loaded(None, [syntax_diagnostic(path, lines, error)])
+    except RecursionError:  # the parser recurses per level: [[[[... a few hundred deep
+        return Loaded(None, [_too_deep(path, lines)])
     if root is None:
         return Loaded(Document(path=path, lines=lines, data=None), [])
     builder = _Builder(text, yaml)
     try:
         data = builder.build(root, ())
+    except RecursionError:
+        return Loaded(None, [_too_deep(path, lines)])
     except _Stop as stop:
         doc = Document(path=path, lines=lines, data=None)
         message = {

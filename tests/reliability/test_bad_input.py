@@ -5,7 +5,9 @@ inserted and replaced, lines duplicated and swapped, huge and deeply nested valu
 generates arbitrary event records and HTTP bodies. Every journey problem is a located
 diagnostic (file, line >= 1, column >= 1, a code, a message); every bad event is
 rejected with a reason while the good events of its batch are stored; every HTTP call
-gets an answer below 500.
+gets an answer below 500. How many inputs each test tries: :mod:`tests.reliability.fuzz`
+(``OMNI_RELIABILITY_EXAMPLES``); templates, import files, every HTTP route and the
+corpus of hand-picked inputs have modules of their own (``test_bad_input_*.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
@@ -28,15 +30,12 @@ from omni_journey.settings import Settings
 from omni_journey.spec.project import load_project
 from omni_journey.store import open_store
 from tests.integration.test_collector import NOW, serving
+from tests.reliability.fuzz import FUZZ, fuzz_timeout
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_FILES = sorted([*ROOT.glob("journeys/*.yaml"), *ROOT.glob("segments/*.yaml")])
 WRITE_KEY = "fuzz-write-key"
-FUZZ = settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+pytestmark = fuzz_timeout(2.0)
 
 # --- journey and segment files ------------------------------------------------------
 
@@ -44,6 +43,16 @@ _NOISE = st.sampled_from(
     [":", "- ", "  ", "\t", "{", "}", "[", "]", "'", '"', "#", "&a", "*a", "!!python/object",
      "\x00", "é", "\u202e", "999999999999999999999d", "-1h", "null", "~", "\n", "{{", "%"]
 )  # fmt: skip
+
+
+class _Mutation(tuple[str, str]):
+    """(file, mutated content), shown shortened: Hypothesis prints every input it tries,
+    and printing a 200,000-character value took it over a second an input."""
+
+    def __repr__(self) -> str:
+        relative, content = self
+        shown = content if len(content) <= 2000 else f"{content[:2000]}... ({len(content)} chars)"
+        return f"({relative!r}, {shown!r})"
 
 
 @st.composite
@@ -71,7 +80,7 @@ def _mutated(draw: st.DrawFn) -> tuple[str, str]:
             lines.insert(at, "deep: " + "[" * 500 + "]" * 500 + "\n")
         elif action == "huge":
             lines.insert(at, "name: " + "x" * 200_000 + "\n")
-    return path.relative_to(ROOT).as_posix(), "".join(lines)
+    return _Mutation((path.relative_to(ROOT).as_posix(), "".join(lines)))
 
 
 @pytest.fixture(scope="module")
