@@ -17,10 +17,10 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
+from omni_journey.identity.survivors import merged_into
 from omni_journey.store.core import (
     CONSENT_CHANGES,
     CONSENTS,
-    CUSTOMERS,
     EVENTS,
     IDENTITIES,
     JOURNEY_LOG,
@@ -104,19 +104,6 @@ def _newest_first(item: TimelineItem) -> tuple[datetime, int]:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _merged_into(connection: Connection, survivor: str) -> list[str]:
-    """Ids merged into ``survivor``, directly or through earlier merges."""
-    found: list[str] = []
-    frontier = [survivor]
-    while frontier:
-        rows = connection.execute(
-            select(CUSTOMERS.c.id).where(CUSTOMERS.c.merged_into.in_(frontier))
-        ).scalars()
-        frontier = sorted(set(rows) - set(found) - {survivor})
-        found += frontier
-    return found
 
 
 def _events(connection: Connection, ids: Sequence[str], last: int) -> list[TimelineItem]:
@@ -277,7 +264,7 @@ def load_history(
     :func:`~omni_journey.history.find.find_customer` returns it); the timeline's page
     of ``limit`` items after the newest ``offset``."""
     survivor = str(customer.id)
-    merged = _merged_into(connection, survivor)
+    merged = merged_into(connection, survivor)
     ids = [survivor, *merged]
     identities = [
         {"kind": r.kind, "value": r.value, "since": _iso(r.created_at)}

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, select
 
 from omni_journey.identity.lookup import _chunks, _customers
 
-__all__ = ["MAX_MERGE_HOPS", "follow_merges", "survivor_of"]
+__all__ = ["MAX_MERGE_HOPS", "follow_merges", "merged_into", "survivor_of"]
 
 MAX_MERGE_HOPS: Final = 16
 
@@ -50,6 +50,20 @@ def follow_merges(connection: Connection, customer_ids: Iterable[str]) -> dict[s
 def survivor_of(connection: Connection, customer_id: str) -> Any | None:
     """The survivor's row for one id; ``None`` when there is none (see the module)."""
     return follow_merges(connection, [customer_id]).get(customer_id)
+
+
+def merged_into(connection: Connection, survivor: str) -> list[str]:
+    """The other way round: the ids merged into ``survivor``, directly or through
+    earlier merges, nearest first. One query per generation of merges."""
+    found: list[str] = []
+    frontier = [survivor]
+    while frontier:
+        rows = connection.execute(
+            select(_customers.c.id).where(_customers.c.merged_into.in_(frontier))
+        ).scalars()
+        frontier = sorted(set(rows) - set(found) - {survivor})
+        found += frontier
+    return found
 
 
 def _survivor(rows: Mapping[str, Any], customer_id: str) -> Any | None:

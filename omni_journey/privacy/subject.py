@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, or_, select
 
 from omni_journey.history import find_customer
+from omni_journey.identity.survivors import merged_into
 from omni_journey.store.core import CUSTOMERS, IDENTITIES
 
 __all__ = ["Subject", "load_subject"]
@@ -65,24 +66,12 @@ class Subject:
         return sorted(v for v in found if len(v) >= 3)
 
 
-def _merged_into(connection: Connection, survivor: str) -> list[str]:
-    found: list[str] = []
-    frontier = [survivor]
-    while frontier:
-        rows = connection.execute(
-            select(CUSTOMERS.c.id).where(CUSTOMERS.c.merged_into.in_(frontier))
-        ).scalars()
-        frontier = sorted(set(rows) - set(found) - {survivor})
-        found += frontier
-    return found
-
-
 def load_subject(connection: Connection, key: str, default_region: str) -> Subject | None:
     """The customer behind ``key`` (any key ``customers show`` takes), or None."""
     customer = find_customer(connection, key, default_region)
     if customer is None:
         return None
-    ids = (str(customer.id), *_merged_into(connection, str(customer.id)))
+    ids = (str(customer.id), *merged_into(connection, str(customer.id)))
     return subject_of(connection, ids)
 
 
