@@ -23,7 +23,8 @@ COMMANDS: tuple[Entry, ...] = (
         "demo_cmd",
         "Run a simulated shop through every journey in journeys/ for a month, on the "
         "embedded default (SQLite under OMNI_HOME/demo, the file outbox), with the Prefect "
-        "flows doing the work (Prefect's ephemeral API unless PREFECT_API_URL is set), and "
+        "flows doing the work (a temporary local Prefect server unless PREFECT_API_URL is "
+        "set), and "
         "summarise; then write the report.",
     ),
     Entry(

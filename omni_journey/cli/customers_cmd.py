@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from omni_journey.cli.ingest_cmd import customers_import
 from omni_journey.cli.reading import open_store_for_reading
@@ -47,6 +47,11 @@ commands.add_typer(customers_app, name="customers")
 customers_app.command("import")(customers_import)
 
 EXIT_NOT_FOUND = 1
+
+
+def _at_column() -> Column:
+    """A time column that is never cut: the time is what a reader scans for."""
+    return Column("at", no_wrap=True, min_width=25)
 
 
 @customers_app.command("show")
@@ -142,7 +147,9 @@ def _print(console: Console, history: CustomerHistory) -> None:
                                                                 "since")))  # fmt: skip
         console.print(suppressed)
 
-    timeline = Table("at", "kind", "name", "channel", "journey / step", "detail", title="timeline")
+    timeline = Table(
+        _at_column(), "kind", "name", "channel", "journey / step", "detail", title="timeline"
+    )
     for item in history.timeline:
         where = "/".join(p for p in (item.journey, item.step) if p)
         timeline.add_row(
@@ -291,7 +298,9 @@ def _print_decisions(console: Console, document: dict[str, Any], decisions: list
         inputs = json.dumps(outside["inputs"], ensure_ascii=False, sort_keys=True)
         console.print(f"never entered: {outside['reason']} {escape(inputs)}")
         return
-    table = Table("at", "step", "outcome", "reason", "data", title="decisions, oldest first")
+    table = Table(
+        _at_column(), "step", "outcome", "reason", "data", title="decisions, oldest first"
+    )
     for decision in decisions:
         data = json.dumps(decision.inputs, ensure_ascii=False, sort_keys=True, default=str)
         if decision.event_id:  # the event that entered, ended or converted it

@@ -186,8 +186,8 @@ def demo(
 ) -> None:
     """Run a simulated shop through every journey in journeys/ for a month, on the
     embedded default (SQLite under OMNI_HOME/demo, the file outbox), with the Prefect
-    flows doing the work (Prefect's ephemeral API unless PREFECT_API_URL is set), and
-    summarise; then write the report."""
+    flows doing the work (a temporary local Prefect server unless PREFECT_API_URL is
+    set), and summarise; then write the report."""
     started = time.monotonic()
     for stopping in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stopping, _on_stop)
