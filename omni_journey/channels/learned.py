@@ -12,8 +12,9 @@ rule decides (:func:`~omni_journey.channels.policy.rule_channel`), still explori
 ``cold_epsilon`` so the first model has something to learn from; set it to 0 for the
 pure rule. Fixed channels and fallback lists never consult the model.
 
-Draws are deterministic per send: the random numbers come from a hash of the send's
-idempotency key, so a re-run of the same pass makes the same decisions.
+Draws are deterministic per send: the random numbers come from a hash of the send (journey,
+version, customer, step, due time; never a database id), so a re-run of the same pass, or
+the same work on another store, makes the same decisions.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class Request:
             send.message,
             tuple(send.channels),
             send.choice,
-            send.idempotency_key,
+            _draw_key(send),
             send.send_at,
         )
 
@@ -77,6 +78,17 @@ def parse_costs(text: str) -> dict[str, float]:
             name, value = pair.split("=", 1)
             costs[name.strip()] = float(value)
     return costs
+
+
+def _draw_key(send: SendMessage) -> str:
+    """What the random draws of one send are seeded with: the send itself (journey,
+    version, customer, step, when it is due), not the enrollment's database id, which
+    differs between two stores doing the same work (a PostgreSQL sequence keeps the
+    gaps a crash leaves), so a crashed and resumed run decides as an uninterrupted one."""
+    return (
+        f"{send.journey_key}:{send.version_id}:{send.customer_id}:{send.step_id}:"
+        f"{send.send_after.isoformat()}"
+    )
 
 
 def _uniform(salt: str, key: str, purpose: str) -> float:

@@ -28,7 +28,9 @@ def test_a_freeze_made_before_is_left_to_its_owner() -> None:
         before = gc.get_freeze_count()
         with frozen_heap():
             pass
-        assert gc.get_freeze_count() == before
+        # not unfrozen (0), nor unfrozen and frozen again (more); frozen objects that
+        # another thread of the test process frees meanwhile only lower the count
+        assert 0 < gc.get_freeze_count() <= before
     finally:
         gc.unfreeze()
     assert gc.get_freeze_count() == 0
