@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Connection, func, or_, select
 
@@ -88,15 +88,9 @@ def customers_behind(
         ]
         if step is not None:
             where.append(enrolled.step_id == step)
-        latest = func.max(enrolled.updated_at)
-        rows = connection.execute(
-            select(enrolled.customer_id, latest.label("at"))
-            .where(*where)
-            .group_by(enrolled.customer_id)
-            .order_by(latest.desc(), enrolled.customer_id)
-            .limit(limit)
+        return _latest_per_customer(
+            connection, enrolled.customer_id, enrolled.updated_at, where, limit
         )
-        return [CustomerSample(str(r.customer_id), r.at) for r in rows]
     log = JOURNEY_LOG.c
     conditions: list[ColumnElement[bool]] = [log.journey_key == journey_key]
     if kind == "entered":
@@ -113,12 +107,23 @@ def customers_behind(
             conditions.append(log.holdout.is_(False))
     if step is not None and kind != "refused":
         conditions.append(log.step_id == step)
-    latest = func.max(log.at)
+    return _latest_per_customer(connection, log.customer_id, log.at, conditions, limit)
+
+
+def _latest_per_customer(
+    connection: Connection,
+    customer: ColumnElement[Any],
+    at: ColumnElement[Any],
+    where: list[ColumnElement[bool]],
+    limit: int,
+) -> list[CustomerSample]:
+    """Each customer matching ``where`` once, with their latest ``at``, newest first."""
+    latest = func.max(at)
     rows = connection.execute(
-        select(log.customer_id, latest.label("at"))
-        .where(*conditions)
-        .group_by(log.customer_id)
-        .order_by(latest.desc(), log.customer_id)
+        select(customer, latest.label("at"))
+        .where(*where)
+        .group_by(customer)
+        .order_by(latest.desc(), customer)
         .limit(limit)
     )
-    return [CustomerSample(str(r.customer_id), r.at) for r in rows]
+    return [CustomerSample(str(r[0]), r.at) for r in rows]
