@@ -1,6 +1,6 @@
 """The end-to-end benchmark's data: a shop's profiles and three days of behaviour.
 
-Deterministic from the seed. Customers are CONTRACT.md profiles; events come in
+Deterministic from the seed. Customers are profiles (docs/data-formats.md); events come in
 browsing sessions (views, sometimes an add to cart, a checkout, an order), a few
 preceded by ``account.created``, and are written to one JSON Lines file per import
 chunk, split by time. Standard library only.

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.ingest --events 1000000
 
-1. writes N CONTRACT.md events (customer_id + properties) to a JSON Lines file;
+1. writes N events (docs/data-formats.md) (customer_id + properties) to a JSON Lines file;
 2. imports it into a fresh SQLite store through ``import_file`` (timed);
 3. imports it again, which must store nothing (timed);
 4. inserts the same rows, pre-built as tuples, into a fresh store of the same schema

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from omni_journey.cli.options import parse_time
@@ -23,11 +24,11 @@ from omni_journey.service.pipeline import (
 )
 from omni_journey.service.simulate import simulate
 from omni_journey.settings import Settings, get_settings
+from omni_journey.spec.diagnostics import did_you_mean
 from omni_journey.spec.project import Project
 from omni_journey.store import open_store
 
 commands = typer.Typer()
-
 
 def _setup() -> tuple[Settings, Project]:
     console = Console(stderr=True)
@@ -120,6 +121,19 @@ def run(
         raise typer.Exit(1)
 
 
+# what a skip or refusal reason means, for the text report
+_SKIP_HINTS = {
+    "entry_segment": "not in the journey's entry segment when the trigger came (check "
+    "the profiles' consent and attributes against the segment: docs/segments.md)",
+    "no_consent": 'no consent for the channel (the profile\'s "consent")',
+    "unreachable": "no address for any allowed channel (email, phone, push_tokens)",
+    "re_entry": "already entered, and the journey's re_entry does not allow it yet",
+    "already_active": "still in the journey from an earlier trigger",
+    "undefined-variable": "the message reads a value this customer or event lacks "
+    "(give it a default: omni-journey validate shows where)",
+}
+
+
 def _print_simulation(result: dict[str, Any]) -> None:
     console = Console()
     console.print(
@@ -145,40 +159,94 @@ def _print_simulation(result: dict[str, Any]) -> None:
     if len(result["sends"]) > 20:
         console.print(f"  … {len(result['sends']) - 20} more sends (use --json for all)")
     reasons: dict[str, int] = {}
+    details: dict[str, str] = {}
     for skip in result["skips"]:
         reasons[skip["reason"]] = reasons.get(skip["reason"], 0) + 1
+        if skip.get("detail"):
+            details.setdefault(skip["reason"], skip["detail"])
     for reason, count in sorted(reasons.items()):
-        console.print(f"  skipped {count}: {reason}")
+        hint = _SKIP_HINTS.get(reason)
+        console.print(f"  skipped {count}: {reason}" + (f": {hint}" if hint else ""), markup=False)
+        if reason in details:
+            console.print(f"    e.g. {details[reason]}", markup=False, soft_wrap=True)
+    _print_warnings(result.get("warnings") or [])
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    errors = Console(stderr=True)
+    for warning in warnings:
+        errors.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
+
+
+def _journey_key(given: str, project: Project) -> str:
+    """The key of the journey ``given`` as a key or as its file (``journeys/x.yaml``);
+    exit 2 naming the closest key when there is none."""
+    key = Path(given).stem if given.endswith((".yaml", ".yml")) or "/" in given else given
+    if key in project.journeys:
+        return key
+    known = sorted(project.journeys)
+    close = did_you_mean(key, known)
+    message = f"no journey {key!r}" + (f": did you mean {close!r}?" if close else "")
+    Console(stderr=True).print(
+        f"[red]error\\[unknown-journey]:[/red] {escape(message)} "
+        f"(known: {escape(', '.join(known) or 'none')})",
+        soft_wrap=True,
+    )
+    raise typer.Exit(2)
 
 
 @commands.command("simulate")
 def simulate_cmd(
-    journey: Annotated[str, typer.Argument(help="Key of the journey to replay.")],
+    journey: Annotated[
+        str,
+        typer.Argument(help="The journey to replay: its key, or its file (journeys/<key>.yaml)."),
+    ],
     customers: Annotated[
         Path,
-        typer.Option("--customers", exists=True, dir_okay=False, help="Profiles (JSONL or CSV)."),
+        typer.Option(
+            "--customers",
+            exists=True,
+            dir_okay=False,
+            help="Profiles (JSONL or CSV; the keys: docs/data-formats.md).",
+        ),
     ],
     events: Annotated[
-        Path, typer.Option("--events", exists=True, dir_okay=False, help="Events (JSONL or CSV).")
+        Path,
+        typer.Option(
+            "--events",
+            exists=True,
+            dir_okay=False,
+            help="Events (JSONL or CSV; the keys, and catalogue events: docs/data-formats.md).",
+        ),
     ],
-    days: Annotated[int, typer.Option("--days", min=1, max=3650, help="How long to replay.")] = 14,
+    days: Annotated[
+        int | None,
+        typer.Option(
+            "--days",
+            min=1,
+            max=3650,
+            help="How long to replay from the start (default: until 14 days after the last "
+            "event, so every event is in; events past a shorter window are named in a warning).",
+            show_default=False,
+        ),
+    ] = None,
     start: Annotated[
         str | None,
         typer.Option("--start", help="Start time (ISO 8601; default: the day of the first event)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Replay a journey over N days against given customers and events, with the same
-    engine as production, in seconds: who enters, what is sent when on which channel,
-    who converts, who exits and why. Nothing is sent and the store is not touched."""
+    """Replay a journey against given customers and events, with the same engine as
+    production, in seconds: who enters, what is sent when on which channel, who
+    converts, who exits and why. Every message is rendered for its customer and event:
+    one that would fail is reported as a skip with the reason. Catalogue events
+    (customer_id _catalogue) reach the customers who viewed the product, as in
+    production. Nothing is sent and the store is not touched."""
     settings, project = _setup()
-    if journey not in project.journeys:
-        known = ", ".join(sorted(project.journeys)) or "none"
-        Console(stderr=True).print(f"[red]error:[/red] no journey {journey!r} (known: {known})")
-        raise typer.Exit(2)
+    key = _journey_key(journey, project)
     try:
         result = simulate(
-            project.journeys[journey],
+            project.journeys[key],
             project.segments,
             customers,
             events,
@@ -188,9 +256,10 @@ def simulate_cmd(
             global_cap=global_cap(settings),
         )
     except ConfigError as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error}")
+        Console(stderr=True).print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(2) from None
     if as_json:
+        _print_warnings(result.get("warnings") or [])
         typer.echo(json.dumps(result, sort_keys=False))
     else:
         _print_simulation(result)

@@ -5,7 +5,9 @@ Customers go in one transaction per ``settings.batch_size`` lines; events one pe
 see :mod:`omni_journey.ingest.import_chunks`) apart from the writing. Every rejected
 line, with its line number and reason, goes to a JSON Lines file under
 ``settings.rejects_dir``: bad lines never stop an import, and a file that cannot be
-read at all raises :class:`ImportFileError` before anything is stored.
+read at all raises :class:`ImportFileError` before anything is stored. A line with a
+top-level key omni-journey does not read is imported without it and counted in the
+result (``strict=True``: rejected as ``unknown-field``), never dropped silently.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from omni_journey.ingest.readers import (
     detect_format,
 )
 from omni_journey.ingest.rejects import RejectsFile
-from omni_journey.ingest.results import ImportResult
+from omni_journey.ingest.results import ImportResult, UnknownKeys
 from omni_journey.ingest.transactions import open_connection, write_transaction
 from omni_journey.settings import Settings
 
@@ -43,6 +45,7 @@ def import_file(
     now: datetime,
     progress: Callable[[int], None] | None = None,
     file_format: str | None = None,
+    strict: bool = False,
 ) -> ImportResult:
     """Stream ``path`` (JSON Lines or CSV) into the store in batches.
 
@@ -51,7 +54,8 @@ def import_file(
 
     ``progress`` is called after each transaction with the number of bytes read so
     far. Raises :class:`ImportFileError` when the file cannot be read at all; bad
-    lines never stop an import.
+    lines never stop an import. ``strict``: a line with a top-level key omni-journey
+    does not read is rejected (``unknown-field``) rather than imported without it.
     """
     path = Path(path)
     fmt: FileFormat = detect_format(path, file_format)
@@ -61,8 +65,10 @@ def import_file(
     with open_connection(engine, bulk=True) as connection:
         try:
             if kind == "events":
-                return _import_events(connection, path, fmt, rejects, settings, now, progress)
-            return _import_profiles(connection, path, fmt, rejects, settings, now, progress)
+                return _import_events(
+                    connection, path, fmt, rejects, settings, now, progress, strict
+                )
+            return _import_profiles(connection, path, fmt, rejects, settings, now, progress, strict)
         finally:
             rejects.close()
 
@@ -75,6 +81,7 @@ def _import_profiles(
     settings: Settings,
     now: datetime,
     progress: Callable[[int], None] | None,
+    strict: bool,
 ) -> ImportResult:
     """Profiles from a file, one transaction per ``settings.batch_size`` lines. Lines
     are read and checked in a reader process per ``settings.import_reader``, as events
@@ -82,6 +89,7 @@ def _import_profiles(
     profiles does, so on two cores checking the next batch while this one is written
     takes most of it off the clock."""
     accepted = duplicates = 0
+    unknown = UnknownKeys()
     with import_chunks(
         path,
         fmt,
@@ -92,8 +100,10 @@ def _import_profiles(
         reader=settings.import_reader,
         kind="customers",
         now=now,
+        strict=strict,
     ) as chunks:
         for chunk in chunks:
+            unknown.merge(chunk.unknown)
             found = chunk.rejects
             if chunk.profiles:
                 stored, conflicts = store_profiles(connection, chunk.profiles, now)
@@ -105,7 +115,7 @@ def _import_profiles(
                 rejects.write(line, reason, detail, raw)
             if progress is not None:
                 progress(chunk.bytes_read)
-    return ImportResult(accepted, duplicates, rejects.count, rejects.path)
+    return ImportResult(accepted, duplicates, rejects.count, rejects.path, unknown)
 
 
 def _lines_of(chunk: Chunk, refused: list[Reject]) -> list[tuple[int, str, str, bytes]]:
@@ -123,6 +133,7 @@ def _import_events(
     settings: Settings,
     now: datetime,
     progress: Callable[[int], None] | None,
+    strict: bool,
 ) -> ImportResult:
     """Events from a file, in transactions of ``settings.import_batch_size`` events
     (lines are read and checked ``settings.batch_size`` at a time, in a reader process
@@ -133,6 +144,7 @@ def _import_events(
     being written, and importing the file again (idempotent on the event id) stores
     the rest."""
     accepted = duplicates = 0
+    unknown = UnknownKeys()
     known = KnownCustomers()
     with import_chunks(
         path,
@@ -142,8 +154,10 @@ def _import_events(
         region=settings.default_region,
         sqlite=connection.dialect.name == "sqlite",
         reader=settings.import_reader,
+        strict=strict,
     ) as chunks:
         for chunk in chunks:
+            unknown.merge(chunk.unknown)
             if chunk.checked:
                 with write_transaction(connection, exclusive=False):
                     known.start(connection)
@@ -154,4 +168,4 @@ def _import_events(
                 rejects.write(line, reason, detail, raw)
             if progress is not None:
                 progress(chunk.bytes_read)
-    return ImportResult(accepted, duplicates, rejects.count, rejects.path)
+    return ImportResult(accepted, duplicates, rejects.count, rejects.path, unknown)

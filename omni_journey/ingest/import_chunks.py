@@ -33,10 +33,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from omni_journey.ingest.event_rows import CheckedEvents, check_events
 from omni_journey.ingest.readers import Batch, FileFormat, ImportFileError, read_batches
+from omni_journey.ingest.record_keys import UnknownKeys, describe, known_keys, unknown_keys
 
 if TYPE_CHECKING:
     from omni_journey.identity.statements import Profile
@@ -60,6 +61,7 @@ class Chunk:
     sources: list[tuple[int, bytes]] = field(default_factory=list)  # each profile's line
     rejects: list[tuple[int, str, str, bytes]] = field(default_factory=list)
     bytes_read: int = 0
+    unknown: UnknownKeys = field(default_factory=UnknownKeys)  # keys read by nothing
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class _Job:
     sqlite: bool
     kind: Literal["events", "customers"] = "events"
     now: datetime | None = None  # customers: when a profile without "at" was stated
+    strict: bool = False  # a line with a key omni-journey does not read is rejected
 
 
 def _profile_chunks(batches: Iterator[Batch], job: _Job) -> Iterator[Chunk]:
@@ -86,18 +89,46 @@ def _profile_chunks(batches: Iterator[Batch], job: _Job) -> Iterator[Chunk]:
         chunk = Chunk(bytes_read=batch.bytes_read)
         found = [(bad.line, bad.reason, bad.detail, bad.raw) for bad in batch.unreadable]
         if batch.records:
-            chunk.profiles, rejected = parse_profiles(batch.records, job.region, job.now)
-            found += [
-                (batch.lines[r.index], r.reason, r.detail, batch.raws[r.index]) for r in rejected
-            ]
+            records, lines, raws = _screened(batch, job, chunk.unknown, found)
+            chunk.profiles, rejected = parse_profiles(records, job.region, job.now)
+            found += [(lines[r.index], r.reason, r.detail, raws[r.index]) for r in rejected]
             refused = {r.index for r in rejected}
             chunk.sources = [
                 (line, raw)
-                for index, (line, raw) in enumerate(zip(batch.lines, batch.raws, strict=True))
+                for index, (line, raw) in enumerate(zip(lines, raws, strict=True))
                 if index not in refused
             ]  # the line and text of a profile storing may still refuse (a conflict)
         chunk.rejects = sorted(found, key=lambda entry: entry[0])
         yield chunk
+
+
+def _screened(
+    batch: Batch, job: _Job, unknown: UnknownKeys, found: list[tuple[int, str, str, bytes]]
+) -> tuple[list[dict[str, Any]], list[int], list[bytes]]:
+    """The batch's records (with their lines and text) to check. A record with a key
+    omni-journey does not read is counted in ``unknown`` and kept, or, when the job is
+    strict, rejected as ``unknown-field`` into ``found`` and left out. Costs one subset
+    test per record when every key is known."""
+    known = known_keys(job.kind)
+    records = batch.records
+    odd = [index for index, record in enumerate(records) if not record.keys() <= known]
+    if not odd:
+        return records, batch.lines, batch.raws
+    if not job.strict:
+        for index in odd:
+            unknown.add(batch.lines[index], unknown_keys(records[index], known))
+        return records, batch.lines, batch.raws
+    for index in odd:
+        keys = unknown_keys(records[index], known)
+        detail = "unknown keys: " + describe(keys, job.kind)
+        found.append((batch.lines[index], "unknown-field", detail, batch.raws[index]))
+    dropped = set(odd)
+    kept = [index for index in range(len(records)) if index not in dropped]
+    return (
+        [records[index] for index in kept],
+        [batch.lines[index] for index in kept],
+        [batch.raws[index] for index in kept],
+    )
 
 
 def _chunks(batches: Iterator[Batch], job: _Job) -> Iterator[Chunk]:
@@ -113,12 +144,10 @@ def _chunks(batches: Iterator[Batch], job: _Job) -> Iterator[Chunk]:
         chunk = chunk or Chunk()
         found = [(bad.line, bad.reason, bad.detail, bad.raw) for bad in batch.unreadable]
         if batch.records:
-            checked = check_events(batch.records, job.region, job.sqlite)
+            records, lines, raws = _screened(batch, job, chunk.unknown, found)
+            checked = check_events(records, job.region, job.sqlite)
             chunk.checked.extend(checked)
-            found += [
-                (batch.lines[r.index], r.reason, r.detail, batch.raws[r.index])
-                for r in checked.rejected
-            ]
+            found += [(lines[r.index], r.reason, r.detail, raws[r.index]) for r in checked.rejected]
         chunk.rejects += sorted(found, key=lambda entry: entry[0])
         chunk.bytes_read = batch.bytes_read
         if len(chunk.checked) >= size:
@@ -140,12 +169,15 @@ def import_chunks(
     reader: ImportReader = "auto",
     kind: Literal["events", "customers"] = "events",
     now: datetime | None = None,
+    strict: bool = False,
 ) -> Iterator[Iterator[Chunk]]:
     """The file's events (or, ``kind="customers"``, profiles stated at ``now`` unless
     they say when) as checked chunks; the file (or the child process) is closed
     when the block exits, however it exits. Raises :class:`ImportFileError` when the
-    file cannot be read at all (before the first chunk) or the reader process fails."""
-    job = _Job(Path(path), fmt, size, size, batch_size, region, sqlite, kind, now)
+    file cannot be read at all (before the first chunk) or the reader process fails.
+    Each chunk counts its lines with keys omni-journey does not read (``strict``: those
+    lines are rejected as ``unknown-field`` instead)."""
+    job = _Job(Path(path), fmt, size, size, batch_size, region, sqlite, kind, now, strict)
     if _in_process(job, reader):
         batches = read_batches(job.path, fmt, kind, batch_size)  # raises before any work
         try:

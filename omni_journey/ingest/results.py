@@ -6,12 +6,13 @@ these results, while only some of them need the code that produces them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omni_journey.ingest.event_rows import Reject
+from omni_journey.ingest.record_keys import UnknownKeys
 
-__all__ = ["BatchResult", "ImportResult", "Reject"]
+__all__ = ["BatchResult", "ImportResult", "Reject", "UnknownKeys"]
 
 
 @dataclass(frozen=True)
@@ -28,3 +29,6 @@ class ImportResult:
     duplicates: int
     rejected: int
     rejects_path: Path | None
+    # lines with top-level keys omni-journey does not read (imported without them; a
+    # strict import rejects them instead, and counts them in ``rejected``)
+    unknown: UnknownKeys = field(default_factory=UnknownKeys)

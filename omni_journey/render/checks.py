@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,12 @@ from omni_journey.render.sandbox import too_deep
 from omni_journey.render.shapes import PUSH_FIELDS, WHATSAPP_FIELDS
 from omni_journey.render.source import MessageFolder
 from omni_journey.render.template_renderer import TemplateRenderer
+from omni_journey.render.variables import (
+    EVENT_PROPERTIES,
+    OptionalRead,
+    optional_reads,
+    read_column,
+)
 from omni_journey.spec.diagnostics import Diagnostic, did_you_mean, one_of, quoted
 from omni_journey.spec.loader import Document, Span
 from omni_journey.spec.naming import YamlPath
@@ -89,7 +96,7 @@ def _unknown_names(
         close = did_you_mean(unknown, known)
         found.append(
             target.doc.at_span(
-                locate_line(target, line),
+                _narrowed(target, line, rf"(?<![\w.]){re.escape(unknown)}\b"),
                 "unknown-variable",
                 f"{quoted(unknown)} is not something templates can use here",
                 expected=one_of(sorted(allowed)),
@@ -99,7 +106,47 @@ def _unknown_names(
                 "and (outside message.yaml) message",
             )
         )
-    return found
+    return found + [_optional(read, target) for read in optional_reads(tree)]
+
+
+def _narrowed(target: Target, line: int, pattern: str) -> Span | None:
+    """Where template line ``line`` is in its file, narrowed to the first match of
+    ``pattern`` on it (the caret on the name, not the whole line)."""
+    span = locate_line(target, line)
+    if span is None or span.line > len(target.doc.lines):
+        return span
+    match = re.compile(pattern).search(target.doc.lines[span.line - 1], span.col - 1)
+    return Span(span.line, match.start() + 1, span.line, match.end() + 1) if match else span
+
+
+def _optional(read: OptionalRead, target: Target) -> Diagnostic:
+    """A warning for one value some customers or events lack, read without a default,
+    the caret on the variable."""
+    span = locate_line(target, read.line)
+    if span is not None and span.line <= len(target.doc.lines):
+        text = target.doc.lines[span.line - 1]
+        columns = read_column(text, read, span.col - 1)
+        if columns is not None:
+            span = Span(span.line, columns[0] + 1, span.line, columns[1] + 1)
+    fix = (
+        f'give it a default: {{{{ {read.text} | default("...") }}}}, or test it: '
+        f"{{% if {read.text} is defined %}}"
+    )
+    if read.root == "customer":
+        message = (
+            f"customers without {quoted(read.name)} are skipped: {read.text} is an "
+            "attribute, and not every profile has it"
+        )
+        return target.doc.at_span(span, "optional-attribute", message, hint=fix, severity="warning")
+    declared = [name for name, (_, optional) in EVENT_PROPERTIES.items() if read.name in optional]
+    where = f"optional in {', '.join(declared)}" if declared else "no standard event requires it"
+    message = (
+        f"events without {quoted(read.name)} skip the customer: {read.text} may be missing "
+        f"({where}; docs/data-formats.md)"
+    )
+    return target.doc.at_span(
+        span, "optional-event-property", message, hint=fix, severity="warning"
+    )
 
 
 def _static(renderer: TemplateLibrary, folder: MessageFolder) -> list[Diagnostic]:
@@ -185,7 +232,11 @@ def _as_warning(error: RenderError, code: str, message: str, hint: str) -> Diagn
 
 
 def _render_passes(
-    renderer: TemplateRenderer, key: str, channel: str, locale: str | None
+    renderer: TemplateRenderer,
+    key: str,
+    channel: str,
+    locale: str | None,
+    covered: set[tuple[str, int]],
 ) -> list[Diagnostic]:
     rendered, found = renderer.problems(key, channel, sample_context(locale))
     if rendered is None or any(p.is_error for p in found):
@@ -195,17 +246,20 @@ def _render_passes(
     except RenderError as error:
         name = _missing_name(error)
         known = name in SAMPLE_ATTRIBUTES
-        found.append(
-            _as_warning(
-                error,
-                "optional-attribute",
-                f"customers without {quoted(name)} are skipped: this has no default for it"
-                if known
-                else f"customers without some attribute are skipped ({error.reason})",
-                f"give it a default: {{{{ customer.{name if known else 'first_name'} "
-                '| default("...") }}',
+        if (error.diagnostic.path, error.diagnostic.line) in covered:
+            pass  # the line's reads are warned about one by one already
+        else:
+            found.append(
+                _as_warning(
+                    error,
+                    "optional-attribute",
+                    f"customers without {quoted(name)} are skipped: this has no default for it"
+                    if known
+                    else f"customers without some attribute are skipped ({error.reason})",
+                    f"give it a default: {{{{ customer.{name if known else 'first_name'} "
+                    '| default("...") }}',
+                )
             )
-        )
     try:
         renderer.render(key, channel, sample_context(locale, recommendations=False))
     except RenderError as error:
@@ -241,13 +295,14 @@ def check_folder(renderer: TemplateRenderer, key: str) -> list[Diagnostic]:
             )
         )
     found += _static(renderer, folder)
+    covered = {(d.path, d.line) for d in found if d.code == "optional-attribute"}
     for locale in [None, *folder.locales]:
         content, problems = renderer.content(folder, locale)
         found += problems
         if content is None or any(p.is_error for p in problems):
             continue
         for channel in CHANNELS:
-            found += _render_passes(renderer, key, channel, locale)
+            found += _render_passes(renderer, key, channel, locale, covered)
     return found
 
 
@@ -273,10 +328,33 @@ def check_partials(renderer: TemplateLibrary) -> list[Diagnostic]:
 
 
 def finish(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
-    """Sorted, without repeats, and without an ``undefined-variable`` where the same line
-    already has an ``unknown-variable``."""
-    unique = list(dict.fromkeys(diagnostics))
-    unknown = {(d.path, d.line) for d in unique if d.code == "unknown-variable"}
+    """Sorted, without repeats, without an ``undefined-variable`` where the same line
+    already has an ``unknown-variable``, and without an ``optional-*`` warning where the
+    sample render already fails on that value (an error, said once)."""
+    unknown = {(d.path, d.line) for d in diagnostics if d.code == "unknown-variable"}
+    narrowed = [_on_variable(d) if d.code == "undefined-variable" else d for d in diagnostics]
+    failing = {(d.path, d.line, d.col) for d in narrowed if d.code == "undefined-variable"}
     return sorted(
-        d for d in unique if not (d.code == "undefined-variable" and (d.path, d.line) in unknown)
+        d
+        for d in dict.fromkeys(narrowed)
+        if not (d.code == "undefined-variable" and (d.path, d.line) in unknown)
+        and not (d.code in _OPTIONAL and (d.path, d.line, d.col) in failing)  # said already
     )
+
+
+_OPTIONAL = ("optional-attribute", "optional-event-property")
+
+
+def _on_variable(diagnostic: Diagnostic) -> Diagnostic:
+    """An ``undefined-variable`` from a render, its caret moved from the whole line to
+    the value that is not there (``customer.nickname``), when the line shows it once."""
+    match = _MISSING_NAME.search(diagnostic.message)
+    name = (match.group(1) or match.group(2)) if match else None
+    if not name or not diagnostic.source_line:
+        return diagnostic
+    pattern = rf"(?<![\w.])(?:[A-Za-z_]\w*\.)*{re.escape(name)}\b(?!\s*\()"
+    found = list(re.finditer(pattern, diagnostic.source_line))
+    if len(found) != 1:
+        return diagnostic
+    start, end = found[0].span()
+    return replace(diagnostic, col=start + 1, length=end - start)

@@ -24,6 +24,7 @@ TEMPLATE_CODES: Final[Mapping[str, str]] = {
     "render-too-large": "a message would be larger than OMNI_RENDER_MAX_CHARS characters",
     "missing-content": "message.yaml lacks content a channel needs",
     "optional-attribute": "a customer attribute used without a default: some customers lack it",
+    "optional-event-property": "an event property used without a default: some events lack it",
     "empty-recommendations": "a template fails for customers with no recommendations",
     "unquoted-attribute": "an HTML attribute whose value is written without quotes",
     "unknown-template-file": "a file in a message folder that looks like a misspelt variant",

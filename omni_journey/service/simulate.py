@@ -3,7 +3,17 @@
 A throw-away SQLite store receives the customers, then the events in time order; at
 each moment something can happen (an event arrives, a wait comes due) the same
 :class:`JourneyRunner` that production uses runs a pass with ``now`` set to that moment.
-Nothing is sent: sends stay in the simulated outbox and are reported.
+Nothing is sent: sends stay in the simulated outbox, each one rendered as dispatch
+would render it (a message that fails to render for its customer and event is a skip
+with the render error's code, as it would be in production), and are reported.
+Catalogue events (``customer_id`` ``_catalogue``) are fanned out to the customers who
+viewed the product the moment they arrive, as the scheduled segments flow does.
+
+The window runs from ``start`` (default: midnight of the first event's day) for
+``days``, or, without ``days``, to :data:`AFTER_LAST_EVENT` after the last event, so
+every event given is replayed. Events left outside the window, lines of the files
+with keys omni-journey does not read, and records ingestion rejects are reported in
+``warnings``, never dropped silently.
 
 The replay is deterministic: the same files, journey and code give the same JSON on
 any machine and day, whatever ``PYTHONHASHSEED``. Time is only ever the simulated
@@ -15,25 +25,35 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, and_, select
 
 from omni_journey.errors import ConfigError
 from omni_journey.ingest.intake import import_file, ingest_events
 from omni_journey.ingest.readers import read_records
+from omni_journey.ingest.record_keys import EVENT_KEYS, UnknownKeys, unknown_keys
 from omni_journey.runner.passes import JourneyRunner
+from omni_journey.segments.triggers import (
+    CATALOGUE_CUSTOMER_ID,
+    CATALOGUE_EVENTS,
+    fan_out_catalogue_events,
+)
+from omni_journey.service.simulate_sends import render_sends
 from omni_journey.settings import Settings
 from omni_journey.spec.models import FrequencyCap, JourneySpec, SegmentSpec
 from omni_journey.store import open_store
 from omni_journey.store.core import JOURNEY_LOG, JOURNEY_VERSIONS, MESSAGES
 
-__all__ = ["simulate"]
+__all__ = ["AFTER_LAST_EVENT", "simulate"]
 
 _MIN_TICK = timedelta(seconds=1)
+AFTER_LAST_EVENT = timedelta(days=14)  # the default window's end, after the last event
+_NAMED = 5  # events a warning names
 
 
 def _event_time(record: Mapping[str, Any]) -> datetime:
@@ -60,13 +80,17 @@ def simulate(
     customers_file: Path,
     events_file: Path,
     *,
-    days: int,
+    days: int | None = None,
     settings: Settings,
     start: datetime | None = None,
     global_cap: FrequencyCap | None = None,
     workdir: Path | None = None,
+    templates_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Replay ``journey`` over ``days`` and return the CONTRACT's ``simulate --json`` object."""
+    """Replay ``journey`` over ``days`` (``None``: to :data:`AFTER_LAST_EVENT` after the
+    last event) and return the ``simulate --json`` object (docs/journeys.md). Sends are
+    rendered from ``templates_dir`` (default: the project's ``templates/``)."""
+    templates = templates_dir or settings.project_dir / "templates"
     with tempfile.TemporaryDirectory(prefix="omni-sim-", dir=workdir) as tmp:
         sim_settings = settings.model_copy(
             update={"home": Path(tmp), "database_url": f"sqlite:///{Path(tmp) / 'sim.db'}"}
@@ -83,6 +107,7 @@ def simulate(
                 sim_settings,
                 start,
                 global_cap,
+                templates,
             )
         finally:
             engine.dispose()
@@ -94,16 +119,32 @@ def _simulate(
     segments: Mapping[str, SegmentSpec],
     customers_file: Path,
     events_file: Path,
-    days: int,
+    days: int | None,
     settings: Settings,
     start: datetime | None,
     global_cap: FrequencyCap | None,
+    templates: Path,
 ) -> dict[str, Any]:
-    events = [r for r in read_records(events_file) if _parse_at(r.get("at")) is not None]
+    warnings: list[str] = []
+    records = list(read_records(events_file))
+    events = [r for r in records if _parse_at(r.get("at")) is not None]
+    if len(events) < len(records):
+        warnings.append(
+            f'{len(records) - len(events)} events have no valid "at" (ISO 8601 with a zone) '
+            "and were left out"
+        )
+    _warn_unknown(warnings, "events file", _unknown_in(events))
     events.sort(key=_event_time)
     begin = start or _first_day(events)
-    end = begin + timedelta(days=days)
-    import_file(engine, customers_file, "customers", settings=settings, now=begin)
+    end = (
+        begin + timedelta(days=days)
+        if days is not None
+        else max(begin, _event_time(events[-1]) if events else begin) + AFTER_LAST_EVENT
+    )
+    warnings += _outside(events, begin, end)
+    imported = import_file(engine, customers_file, "customers", settings=settings, now=begin)
+    _warn_unknown(warnings, "customers file", imported.unknown)
+    warnings += _rejected_lines(imported.rejects_path)
     runner = JourneyRunner(
         engine,
         {journey.key: journey},
@@ -118,7 +159,13 @@ def _simulate(
             due.append(events[index])
             index += 1
         if due:
-            ingest_events(engine, due, now=now, settings=settings)
+            stored = ingest_events(engine, due, now=now, settings=settings)
+            warnings += [
+                f"event {_event_label(due[r.index])} was rejected: {r.reason} ({r.detail})"
+                for r in stored.rejected
+            ]
+            if any(_is_catalogue(event) for event in due):  # as the segments flow does
+                fan_out_catalogue_events(engine, now=now)
         runner.run(now)
         upcoming = [t for t in (runner.next_wake(), _next_event(events, index)) if t is not None]
         if not upcoming:
@@ -127,7 +174,64 @@ def _simulate(
         if following > end:
             break
         now = following
-    return _report(engine, journey, begin, end)
+    result = _report(engine, journey, begin, end, settings, templates)
+    result["warnings"] = warnings
+    return result
+
+
+def _is_catalogue(event: Mapping[str, Any]) -> bool:
+    return event.get("customer_id") == CATALOGUE_CUSTOMER_ID and event.get("name") in (
+        CATALOGUE_EVENTS
+    )
+
+
+def _event_label(event: Mapping[str, Any]) -> str:
+    event_id = event.get("id")
+    return f'"{event_id}"' if isinstance(event_id, str | int) else "(without an id)"
+
+
+def _unknown_in(events: Iterable[dict[str, Any]]) -> UnknownKeys:
+    found = UnknownKeys()
+    for index, event in enumerate(events, 1):
+        if keys := unknown_keys(event, EVENT_KEYS):
+            found.add(index, keys)
+    return found
+
+
+def _warn_unknown(warnings: list[str], what: str, unknown: UnknownKeys) -> None:
+    if unknown.lines:
+        counts = ", ".join(f"{key} on {n}" for key, n in sorted(unknown.per_key.items()))
+        warnings.append(
+            f"{what}: {unknown.lines} records have keys omni-journey does not read "
+            f"({counts}): replayed without them (docs/data-formats.md)"
+        )
+
+
+def _outside(events: Sequence[dict[str, Any]], begin: datetime, end: datetime) -> list[str]:
+    """A warning for the events before the window and one for those after it."""
+    found = []
+    before = [e for e in events if _event_time(e) < begin]
+    after = [e for e in events if _event_time(e) > end]
+    for group, where, what in (
+        (before, f"before the start {_iso(begin)}", "loaded as history when the replay starts"),
+        (after, f"after the end {_iso(end)}", "not replayed (leave --days out to cover them)"),
+    ):
+        if group:
+            named = ", ".join(_event_label(e) for e in group[:_NAMED])
+            more = f" and {len(group) - _NAMED} more" if len(group) > _NAMED else ""
+            count = f"{len(group)} events are" if len(group) > 1 else "1 event is"
+            found.append(f"{count} {where}: {named}{more}; {what}")
+    return found
+
+
+def _rejected_lines(path: Path | None) -> list[str]:
+    """What the customers file's rejects say (the file goes with the throw-away store)."""
+    if path is None or not path.is_file():
+        return []
+    lines = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    shown = [f"customers file line {e['line']}: {e['reason']} ({e['detail']})" for e in lines]
+    more = [f"customers file: {len(shown) - _NAMED} more lines rejected"]
+    return shown[:_NAMED] + (more if len(shown) > _NAMED else [])
 
 
 def _first_day(events: Sequence[dict[str, Any]]) -> datetime:
@@ -152,7 +256,14 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _report(engine: Engine, journey: JourneySpec, begin: datetime, end: datetime) -> dict[str, Any]:
+def _report(
+    engine: Engine,
+    journey: JourneySpec,
+    begin: datetime,
+    end: datetime,
+    settings: Settings,
+    templates: Path,
+) -> dict[str, Any]:
     key = journey.key
     with engine.connect() as connection:
         version = connection.execute(
@@ -171,6 +282,8 @@ def _report(engine: Engine, journey: JourneySpec, begin: datetime, end: datetime
             .where(and_(MESSAGES.c.journey_key == key, MESSAGES.c.channel != "webhook"))
             .order_by(MESSAGES.c.send_after, MESSAGES.c.id)
         ).all()
+        sends = [row for row in sends if row.send_after <= end]
+        failed = render_sends(connection, sends, templates, settings)
     steps: dict[str, Counter[str]] = defaultdict(Counter)
     result: dict[str, Any] = {
         "journey": key,
@@ -216,7 +329,17 @@ def _report(engine: Engine, journey: JourneySpec, begin: datetime, end: datetime
                 {"customer_id": row.customer_id, "at": _iso(row.at), "reason": row.reason}
             )
     for row in sends:
-        if row.send_after > end:
+        if row.id in failed:  # dispatch would fail it: the customer gets nothing
+            result["skips"].append(
+                {
+                    "customer_id": row.customer_id,
+                    "at": _iso(row.send_after),
+                    "step": row.step_id,
+                    "reason": failed[row.id]["reason"],
+                    "detail": failed[row.id]["detail"],
+                }
+            )
+            steps[row.step_id]["skipped"] += 1
             continue
         result["sends"].append(
             {
@@ -229,6 +352,7 @@ def _report(engine: Engine, journey: JourneySpec, begin: datetime, end: datetime
             }
         )
         steps[row.step_id]["sent"] += 1
+    result["skips"].sort(key=lambda skip: skip["at"])  # stable: log order within a time
     result["steps"] = {
         step.id: {
             "entered": steps[step.id]["entered"],

@@ -1,4 +1,4 @@
-"""The demo shop: seeded, clock-free, CONTRACT.md shaped, answering sends."""
+"""The demo shop: seeded, clock-free, shaped as docs/data-formats.md describes, answering sends."""
 
 from __future__ import annotations
 

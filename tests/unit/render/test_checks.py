@@ -16,8 +16,22 @@ def _found(diagnostics: list[Diagnostic]) -> list[tuple[str, int, str, str]]:
 
 
 def test_a_clean_message_has_no_problems(write_templates: Write) -> None:
-    root = write_templates({"cart/message.yaml": CART})
+    clean = CART.replace("{{ event.name }}", "{{ event.name | default('your item') }}")
+    root = write_templates({"cart/message.yaml": clean})
     assert check_message(root, "cart") == []
+
+
+def test_an_event_property_no_standard_event_requires_is_warned_about(
+    write_templates: Write,
+) -> None:
+    root = write_templates({"cart/message.yaml": CART})
+    found = check_message(root, "cart")
+    assert _found(found) == [
+        ("message.yaml", 3, "warning", "optional-event-property"),
+        ("message.yaml", 7, "warning", "optional-event-property"),
+    ]
+    assert [(d.col, d.length) for d in found] == [(15, 10), (15, 10)]  # the carets
+    assert '"name"' in found[0].message and "no standard event requires it" in found[0].message
 
 
 def test_syntax_errors_point_at_file_and_line(write_templates: Write) -> None:
@@ -112,7 +126,10 @@ def test_runtime_skips_are_warned_about(write_templates: Write) -> None:
     ]
     attribute = found[1]
     assert '"first_name"' in attribute.message
-    assert attribute.hint == 'give it a default: {{ customer.first_name | default("...") }}'
+    assert attribute.hint == (
+        'give it a default: {{ customer.first_name | default("...") }}, '
+        "or test it: {% if customer.first_name is defined %}"
+    )
 
 
 def test_output_checks_subject_sms_and_push(write_templates: Write) -> None:
@@ -210,5 +227,6 @@ def test_paths_print_as_asked(write_templates: Write) -> None:
     (found,) = check_templates(root, shown_dir="templates")
     assert found.path == "templates/b/message.yaml"
     assert found.format().startswith(
-        'templates/b/message.yaml:1:10: error[unknown-variable] "oops" is not'
+        'templates/b/message.yaml:1:14: error[unknown-variable] "oops" is not'
     )
+    assert (found.col, found.length) == (14, 4)  # the caret on the name, not the value
