@@ -1,4 +1,4 @@
-"""``omni-journey dispatch [--limit N]``: one pass of the outbox dispatcher."""
+"""``omni-journey dispatch [--limit N] [--shard I/N]``: one pass of the outbox dispatcher."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from omni_journey.errors import ConfigError
 from omni_journey.service.pipeline import dispatch_due
 from omni_journey.settings import get_settings
 from omni_journey.store import open_store
+from omni_journey.store.shards import ALL, Shard, ShardError
 
 commands = typer.Typer()
 
@@ -21,8 +22,24 @@ commands = typer.Typer()
 def dispatch_cmd(
     limit: int | None = typer.Option(None, "--limit", min=1, help="Claim at most N messages."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+    shard: str | None = typer.Option(
+        None,
+        "--shard",
+        metavar="I/N",
+        help=(
+            "Send only the messages to shard I of N of the customers: N dispatchers, "
+            "--shard 1/N to N/N, never claim one message twice (with or without shards); "
+            "the shards split the outbox between them evenly. Default: every message."
+        ),
+    ),
 ) -> None:
-    """Send due outbox messages once, through the providers OMNI_*_PROVIDER choose."""
+    """Send due outbox messages once, through the providers OMNI_*_PROVIDER choose.
+    Several dispatchers may run at once; on PostgreSQL the rate limits
+    (OMNI_RATE_LIMITS) hold for all of them together."""
+    try:
+        part = ALL if shard is None else Shard.parse(shard)
+    except ShardError as error:
+        raise typer.BadParameter(str(error), param_hint="--shard") from None
     console = Console()
     try:
         settings = get_settings()
@@ -31,7 +48,9 @@ def dispatch_cmd(
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
     engine = open_store(settings.resolved_database_url)
-    report = dispatch_due(engine, settings, now=datetime.now(UTC), limit=limit, providers=providers)
+    report = dispatch_due(
+        engine, settings, now=datetime.now(UTC), limit=limit, providers=providers, shard=part
+    )
     engine.dispose()
     if as_json:
         print(json.dumps(report.as_dict(), sort_keys=True))  # noqa: T201

@@ -27,8 +27,26 @@ from omni_journey.settings import Settings, get_settings
 from omni_journey.spec.diagnostics import did_you_mean
 from omni_journey.spec.project import Project
 from omni_journey.store import open_store
+from omni_journey.store.shards import ALL, Shard, ShardError
 
 commands = typer.Typer()
+
+SHARD_HELP = (
+    "Work on shard I of N of the customers (PostgreSQL): start N workers, --shard 1/N "
+    "to --shard N/N, all with the same N, to share the work (docs/scaling.md). "
+    "Default: all customers."
+)
+
+
+def parse_shard(value: str | None) -> Shard:
+    """``--shard I/N`` -> :class:`Shard` (``None``: everyone)."""
+    if value is None:
+        return ALL
+    try:
+        return Shard.parse(value)
+    except ShardError as error:
+        raise typer.BadParameter(str(error)) from None
+
 
 def _setup() -> tuple[Settings, Project]:
     console = Console(stderr=True)
@@ -88,8 +106,10 @@ def run(
     dispatch: Annotated[
         bool, typer.Option("--dispatch/--no-dispatch", help="Send due messages after advancing.")
     ] = True,
+    shard: Annotated[str | None, typer.Option("--shard", metavar="I/N", help=SHARD_HELP)] = None,
 ) -> None:
     """One pass: enroll, advance every journey one step as far as it can go, dispatch."""
+    part = parse_shard(shard)
     settings, project = _setup()
     at = parse_time(now)
     if journey is not None and journey not in project.journeys:
@@ -100,18 +120,20 @@ def run(
     try:
         choice = select_policy(engine, settings)  # which policy decides channel: best, and why
         try:
-            report = build_runner(engine, project, settings, policy=choice.policy).run(
-                at, only=[journey] if journey else None
-            )
+            runner = build_runner(engine, project, settings, policy=choice.policy, shard=part)
+            report = runner.run(at, only=[journey] if journey else None)
         except RefusedJourneysError as refused:  # the other journeys ran: dispatch theirs
             report = refused.report
+        except ConfigError as error:  # shards on SQLite; workers of different counts
+            Console(stderr=True).print(f"[red]error:[/red] {error}", markup=True)
+            raise typer.Exit(2) from None
         console = Console()
         console.print(_pass_table(report))
         console.print(
             choice.note, style="yellow" if choice.warning else None, markup=False, soft_wrap=True
         )
         if dispatch:
-            console.print(dispatch_due(engine, settings, now=at).summary())
+            console.print(dispatch_due(engine, settings, now=at, shard=part).summary())
     finally:
         engine.dispose()
     if report.refused:  # their customers wait where they are until the file is fixed

@@ -31,7 +31,7 @@ from omni_journey.delivery.base import Content, OutgoingMessage, Provider
 from omni_journey.delivery.dispatch_report import DispatchReport
 from omni_journey.delivery.outbox import Finish, OutboxRow, claim, release, start_attempts
 from omni_journey.delivery.outcomes import Outcomes
-from omni_journey.delivery.ratelimit import TokenBucket
+from omni_journey.delivery.ratelimit import SharedTokenBucket, TokenBucket, bucket_for
 from omni_journey.delivery.recipients import (
     WHATSAPP_WINDOW,
     Recipients,
@@ -42,6 +42,7 @@ from omni_journey.delivery.sending import Sending
 from omni_journey.errors import PermanentDeliveryError, TransientDeliveryError
 from omni_journey.links import LinkSigner
 from omni_journey.settings import Settings
+from omni_journey.store.shards import ALL, Shard
 
 # DispatchReport, Renderer and render_failure lived here; importable from here still.
 __all__ = ["DispatchReport", "Renderer", "dispatch", "render_failure"]
@@ -60,17 +61,21 @@ def dispatch(
     limit: int | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-    rate_limiters: Mapping[str, TokenBucket] | None = None,
+    rate_limiters: Mapping[str, TokenBucket | SharedTokenBucket] | None = None,
+    shard: Shard = ALL,
 ) -> DispatchReport:
-    """Send every due outbox message once (at most ``limit`` claimed), and report.
+    """Send every due outbox message once (at most ``limit`` claimed; only those to
+    ``shard``'s customers when given), and report.
 
     ``providers`` maps a channel (email, sms, push, whatsapp, webhook) to its provider;
     ``now`` is the pass's start, ``clock`` measures time since (rate limits, claim
-    expiry) and ``sleep`` waits for the rate limit: tests pass fakes for both.
+    expiry) and ``sleep`` waits for the rate limit: tests pass fakes for both. The rate
+    limits (``OMNI_RATE_LIMITS``) hold for every dispatcher of a PostgreSQL store
+    together (:func:`~omni_journey.delivery.ratelimit.bucket_for`).
     """
     return _Pass(
         engine, providers, renderer, now, settings, worker_id, clock, sleep, rate_limiters
-    ).run(limit)
+    ).run(limit, shard)
 
 
 class _Pass(Sending):
@@ -84,7 +89,7 @@ class _Pass(Sending):
         worker_id: str,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
-        rate_limiters: Mapping[str, TokenBucket] | None,
+        rate_limiters: Mapping[str, TokenBucket | SharedTokenBucket] | None,
     ) -> None:
         self.engine = engine
         self.providers = providers
@@ -96,11 +101,11 @@ class _Pass(Sending):
         self.started = clock()
         self.ttl = timedelta(seconds=settings.dispatch_claim_seconds)
         rates = settings.provider_rate_limits
-        self.buckets: dict[str, TokenBucket] = dict(rate_limiters or {})
+        self.buckets: dict[str, TokenBucket | SharedTokenBucket] = dict(rate_limiters or {})
         for provider in providers.values():
             if provider.name not in self.buckets:
-                self.buckets[provider.name] = TokenBucket(
-                    rates.get(provider.name), clock=clock, sleep=sleep
+                self.buckets[provider.name] = bucket_for(
+                    engine, provider.name, rates.get(provider.name), clock=clock, sleep=sleep
                 )
         self.report = DispatchReport()
         self.outcomes = Outcomes(settings, self.report, self.wall)
@@ -109,7 +114,7 @@ class _Pass(Sending):
     def wall(self) -> datetime:
         return self.now + timedelta(seconds=max(0.0, self.clock() - self.started))
 
-    def run(self, limit: int | None) -> DispatchReport:
+    def run(self, limit: int | None, shard: Shard = ALL) -> DispatchReport:
         remaining = limit
         while remaining is None or remaining > 0:
             size = self.settings.dispatch_batch_size
@@ -117,7 +122,12 @@ class _Pass(Sending):
                 size = min(size, remaining)
             at = self.wall()
             rows = claim(
-                self.engine, worker_id=self.worker_id, now=at, until=at + self.ttl, limit=size
+                self.engine,
+                worker_id=self.worker_id,
+                now=at,
+                until=at + self.ttl,
+                limit=size,
+                shard=shard,
             )
             if not rows:
                 break

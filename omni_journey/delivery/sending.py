@@ -23,7 +23,7 @@ from omni_journey.delivery.base import OutgoingMessage, Provider, SendResult
 from omni_journey.delivery.dispatch_report import DispatchReport
 from omni_journey.delivery.outbox import Finish, OutboxRow, finish, mark_in_flight, release
 from omni_journey.delivery.outcomes import Outcomes
-from omni_journey.delivery.ratelimit import TokenBucket
+from omni_journey.delivery.ratelimit import SharedTokenBucket, TokenBucket
 from omni_journey.errors import TransientDeliveryError
 from omni_journey.settings import Settings
 
@@ -41,7 +41,7 @@ class Sending:
     settings: Settings
     worker_id: str
     ttl: timedelta
-    buckets: dict[str, TokenBucket]
+    buckets: dict[str, TokenBucket | SharedTokenBucket]
     report: DispatchReport
     outcomes: Outcomes
     wall: Callable[[], datetime]

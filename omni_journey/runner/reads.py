@@ -10,8 +10,9 @@ from sqlalchemy import Connection, and_, func, select
 
 from omni_journey.engine.types import ACTIVE, EnrollmentState, EventView
 from omni_journey.spec.models import JourneySpec
-from omni_journey.store.core import ENROLLMENTS, JOURNEY_CURSORS
+from omni_journey.store.core import ENROLLMENTS, JOURNEY_CURSORS, JOURNEY_SHARD_CURSORS
 from omni_journey.store.driver import DriverSql
+from omni_journey.store.shards import ALL, Shard
 
 __all__ = [
     "active_enrollments",
@@ -26,9 +27,23 @@ __all__ = [
 _CHUNK = 500  # customers per IN (...) list
 
 
-def locked_cursor(connection: Connection, key: str, column: str = "last_event_seq") -> Any:
-    """The journey's cursor column, locked for this transaction (PostgreSQL: FOR UPDATE;
-    SQLite holds the write lock from BEGIN); ``None`` when the journey has no cursor."""
+def locked_cursor(
+    connection: Connection, key: str, column: str = "last_event_seq", shard: Shard = ALL
+) -> Any:
+    """The journey's (or its shard's) cursor column, locked for this transaction
+    (PostgreSQL: FOR UPDATE; SQLite holds the write lock from BEGIN); ``None`` when the
+    journey has no cursor."""
+    if not shard.everyone:
+        table = JOURNEY_SHARD_CURSORS
+        return connection.execute(
+            select(table.c[column])
+            .where(
+                table.c.journey_key == key,
+                table.c.shards == shard.count,
+                table.c.shard == shard.index,
+            )
+            .with_for_update()
+        ).scalar_one_or_none()
     return connection.execute(
         select(JOURNEY_CURSORS.c[column])
         .where(JOURNEY_CURSORS.c.journey_key == key)
@@ -36,18 +51,30 @@ def locked_cursor(connection: Connection, key: str, column: str = "last_event_se
     ).scalar_one_or_none()
 
 
-def events_after(connection: Connection, seq: int, names: set[str], limit: int) -> list[EventView]:
-    """The next ``limit`` events after ``seq`` with one of ``names``, in order: read
-    through the driver (this is the runner's hottest read)."""
+def events_after(
+    connection: Connection,
+    seq: int,
+    names: set[str],
+    limit: int,
+    shard: Shard = ALL,
+    upto: int | None = None,
+) -> list[EventView]:
+    """The next ``limit`` events after ``seq`` (and at most ``upto``) with one of
+    ``names``, of ``shard``'s customers, in order: read through the driver (this is the
+    runner's hottest read)."""
     if not names:
         return []
     sql = DriverSql(connection)
     p = sql.p
     ordered = sorted(names)
+    where = "" if shard.everyone else " AND " + shard.sql("customer_id", connection.dialect.name)
+    if upto is not None:
+        where += f" AND seq <= {int(upto)}"
     rows = sql.fetch(
         connection,
         f"SELECT event_id, name, customer_id, at, properties, seq FROM events "
-        f"WHERE seq > {p} AND name IN ({sql.params(len(ordered))}) ORDER BY seq LIMIT {p}",
+        f"WHERE seq > {p} AND name IN ({sql.params(len(ordered))}){where} "
+        f"ORDER BY seq LIMIT {p}",
         [seq, *ordered, limit],
     )
     stamp, decode = sql.read_timestamp, sql.read_json
@@ -58,15 +85,17 @@ def events_after(connection: Connection, seq: int, names: set[str], limit: int) 
 
 
 def due_enrollments(
-    connection: Connection, key: str, now: datetime, limit: int
+    connection: Connection, key: str, now: datetime, limit: int, shard: Shard = ALL
 ) -> list[EnrollmentState]:
-    """Active enrollments whose wake-up is due, claimed (SKIP LOCKED on PostgreSQL)."""
+    """Active enrollments of ``shard``'s customers whose wake-up is due, claimed (SKIP
+    LOCKED on PostgreSQL)."""
     sql = DriverSql(connection)
     p = sql.p
     lock = "" if sql.sqlite else " FOR UPDATE SKIP LOCKED"
+    mine = "" if shard.everyone else " AND " + shard.sql("customer_id", connection.dialect.name)
     return _read_enrollments(
         connection,
-        f"journey_key = {p} AND state = {p} AND wake_at <= {p} "
+        f"journey_key = {p} AND state = {p} AND wake_at <= {p}{mine} "
         f"ORDER BY wake_at, id LIMIT {p}{lock}",
         [key, ACTIVE, sql.timestamp(now), limit],
     )

@@ -18,8 +18,9 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from omni_journey.runner.effects import Rows
-from omni_journey.runner.locks import journey_held
+from omni_journey.runner.locks import journey_held, shard_held
 from omni_journey.segments.fact_cache import FactCache
+from omni_journey.store.shards import Shard
 
 __all__ = ["PassSession"]
 
@@ -39,6 +40,11 @@ class PassSession:
         """Journey ``key`` held for the pass's batches of it (PostgreSQL; see
         :func:`~omni_journey.runner.locks.journey_held`)."""
         return journey_held(self.connection, key)
+
+    def shard(self, key: str, shard: Shard) -> AbstractContextManager[None]:
+        """``shard`` of journey ``key`` held for the pass's batches of it (PostgreSQL;
+        see :func:`~omni_journey.runner.locks.shard_held`)."""
+        return shard_held(self.connection, key, shard)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

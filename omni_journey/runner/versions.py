@@ -33,6 +33,7 @@ from omni_journey.spec.models import JourneySpec, SegmentSpec
 from omni_journey.spec.project import JOURNEYS_DIR
 from omni_journey.store.core import ENROLLMENTS, JOURNEY_VERSIONS
 from omni_journey.store.ops import insert_ignore
+from omni_journey.store.shards import ALL, Shard
 
 __all__ = [
     "REMOVED_STEP_IN_USE",
@@ -195,6 +196,7 @@ def migrate_in_flight(
     current: CompiledJourney,
     old_versions: Mapping[int, CompiledJourney],
     now: datetime,
+    shard: Shard = ALL,
 ) -> None:
     """Move the active enrollments of ``old_versions`` to ``current``, step by step as
     :func:`~omni_journey.engine.plan_migration` maps them (a step with no target stays
@@ -204,7 +206,7 @@ def migrate_in_flight(
         for old_step, new_step in plan.items():
             if new_step is None:
                 continue
-            move_step(connection, (old_id, old_step), (current.version_id, new_step), now)
+            move_step(connection, (old_id, old_step), (current.version_id, new_step), now, shard)
 
 
 class CompiledVersions:

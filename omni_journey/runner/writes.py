@@ -16,7 +16,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, bindparam, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, select, text, update
 
 from omni_journey.delivery.outbox import queue
 from omni_journey.engine.types import ACTIVE, EnrollmentState, Entered
@@ -24,10 +24,16 @@ from omni_journey.identity.changes import update_attributes
 from omni_journey.runner.effects import LOG_COLUMNS, EmittedEvent, Rows
 from omni_journey.runner.reads import locked_cursor
 from omni_journey.runner.records import context_json
-from omni_journey.store.core import ENROLLMENTS, JOURNEY_CURSORS, JOURNEY_LOG
+from omni_journey.store.core import (
+    ENROLLMENTS,
+    JOURNEY_CURSORS,
+    JOURNEY_LOG,
+    JOURNEY_SHARD_CURSORS,
+)
 from omni_journey.store.driver import DriverSql
 from omni_journey.store.events import append_event_rows, rename_event_id
 from omni_journey.store.ops import insert_ignore
+from omni_journey.store.shards import ALL, Shard
 
 __all__ = [
     "advance_cursor",
@@ -39,6 +45,7 @@ __all__ = [
     "insert_log",
     "mark_scheduled",
     "move_step",
+    "set_layout",
     "write_back",
     "write_rows",
 ]
@@ -174,10 +181,14 @@ def emit_events(connection: Connection, events: Sequence[EmittedEvent], now: dat
 
 
 def move_step(
-    connection: Connection, source: tuple[int, str], target: tuple[int, str], now: datetime
+    connection: Connection,
+    source: tuple[int, str],
+    target: tuple[int, str],
+    now: datetime,
+    shard: Shard = ALL,
 ) -> None:
-    """Move the active enrollments at (version, step) ``source`` to ``target`` (a
-    journey version migration)."""
+    """Move the active enrollments of ``shard``'s customers at (version, step)
+    ``source`` to ``target`` (a journey version migration)."""
     (old_id, old_step), (new_id, new_step) = source, target
     connection.execute(
         update(ENROLLMENTS)
@@ -186,6 +197,7 @@ def move_step(
                 ENROLLMENTS.c.journey_version_id == old_id,
                 ENROLLMENTS.c.state == ACTIVE,
                 ENROLLMENTS.c.step_id == old_step,
+                text(shard.sql("enrollments.customer_id", connection.dialect.name)),
             )
         )
         .values(journey_version_id=new_id, step_id=new_step, updated_at=now)
@@ -197,34 +209,74 @@ def ensure_cursor(connection: Connection, key: str, now: datetime) -> None:
     connection.execute(insert_ignore(connection, JOURNEY_CURSORS), values)
 
 
-def event_cursor(connection: Connection, key: str, now: datetime) -> int:
-    """The journey's event cursor, its row locked until the transaction ends; created at
-    0 for the journey's first batch. A pass creating it at the same moment makes this one
-    wait for that batch to commit, then read where it left the cursor (two passes that
-    both started from 0 would read the same events twice)."""
-    cursor = locked_cursor(connection, key)
-    if cursor is None:
+def event_cursor(connection: Connection, key: str, now: datetime, shard: Shard = ALL) -> int:
+    """The journey's (or its shard's) event cursor, its row locked until the transaction
+    ends; created at 0 for the journey's first batch. A pass creating it at the same
+    moment makes this one wait for that batch to commit, then read where it left the
+    cursor (two passes that both started from 0 would read the same events twice). A
+    shard's cursor is made with its layout (:func:`set_layout`): none is an error."""
+    cursor = locked_cursor(connection, key, shard=shard)
+    if cursor is None and shard.everyone:
         ensure_cursor(connection, key, now)
         cursor = locked_cursor(connection, key)
+    if cursor is None:
+        raise LookupError(f"journey {key!r} has no cursor for shard {shard}")
     return int(cursor)
 
 
-def advance_cursor(connection: Connection, key: str, seq: int, now: datetime) -> None:
-    connection.execute(
-        update(JOURNEY_CURSORS)
-        .where(JOURNEY_CURSORS.c.journey_key == key)
-        .values(last_event_seq=seq, updated_at=now)
+def _cursor_row(shard: Shard, key: str) -> Any:
+    if shard.everyone:
+        return update(JOURNEY_CURSORS).where(JOURNEY_CURSORS.c.journey_key == key)
+    c = JOURNEY_SHARD_CURSORS.c
+    return update(JOURNEY_SHARD_CURSORS).where(
+        c.journey_key == key, c.shards == shard.count, c.shard == shard.index
     )
 
 
-def mark_scheduled(connection: Connection, key: str, now: datetime) -> None:
-    """The scheduled audience of ``key`` was served at ``now``."""
+def advance_cursor(
+    connection: Connection, key: str, seq: int, now: datetime, shard: Shard = ALL
+) -> None:
+    connection.execute(_cursor_row(shard, key).values(last_event_seq=seq, updated_at=now))
+
+
+def mark_scheduled(connection: Connection, key: str, now: datetime, shard: Shard = ALL) -> None:
+    """The scheduled audience of ``key`` (``shard``'s part of it) was served at ``now``."""
+    if shard.everyone:
+        ensure_cursor(connection, key, now)
+    connection.execute(_cursor_row(shard, key).values(last_scheduled_at=now, updated_at=now))
+
+
+def set_layout(
+    connection: Connection,
+    key: str,
+    shards: int,
+    seq: int,
+    scheduled_at: datetime | None,
+    now: datetime,
+) -> None:
+    """Journey ``key`` runs as ``shards`` shards from now on, every one of them having
+    read the event stream up to ``seq`` and served its scheduled audience at
+    ``scheduled_at``; the cursors of any other layout are removed. The caller holds the
+    journey and every shard of the layout before (runner.layout)."""
     ensure_cursor(connection, key, now)
+    values: dict[str, Any] = {"shards": shards, "updated_at": now}
+    if shards == 1:
+        values |= {"last_event_seq": seq, "last_scheduled_at": scheduled_at}
     connection.execute(
-        update(JOURNEY_CURSORS)
-        .where(JOURNEY_CURSORS.c.journey_key == key)
-        .values(last_scheduled_at=now, updated_at=now)
+        update(JOURNEY_CURSORS).where(JOURNEY_CURSORS.c.journey_key == key).values(**values)
     )
+    connection.execute(
+        delete(JOURNEY_SHARD_CURSORS).where(JOURNEY_SHARD_CURSORS.c.journey_key == key)
+    )
+    if shards > 1:
+        connection.execute(
+            insert(JOURNEY_SHARD_CURSORS),
+            [
+                {"journey_key": key, "shards": shards, "shard": index, "last_event_seq": seq,
+                 "last_scheduled_at": scheduled_at, "updated_at": now}
+                for index in range(1, shards + 1)
+            ],
+        )  # fmt: skip
 
 
 def erase_customer_journeys(

@@ -42,6 +42,7 @@ from omni_journey.spec.project import (
     Project,
     load_project,
 )
+from omni_journey.store.shards import ALL, Shard
 
 __all__ = [
     "PolicyChoice",
@@ -176,11 +177,14 @@ def build_runner(
     settings: Settings,
     *,
     policy: ChannelPolicy | None = None,
+    shard: Shard = ALL,
     **kwargs: Any,
 ) -> JourneyRunner:
     """The runner every pass uses. Without ``policy`` it decides with
     :func:`select_policy`'s, and logs which policy decides and why (a model that cannot
-    be loaded is logged as an error by the policy itself, once)."""
+    be loaded is logged as an error by the policy itself, once). ``shard``
+    (``Shard(2, 4)``: the second of four) runs its passes over that shard of the
+    customers only, so one worker per shard shares the work (PostgreSQL; docs/scaling.md)."""
     if policy is None:
         choice = select_policy(engine, settings)
         log.info("%s", choice.note)
@@ -193,6 +197,7 @@ def build_runner(
         global_cap=global_cap(settings),
         trigger_max_age=timedelta(hours=settings.trigger_max_age_hours),
         policy=policy,
+        shard=shard,
         **kwargs,
     )
 
@@ -221,8 +226,10 @@ def dispatch_due(
     now: datetime,
     limit: int | None = None,
     providers: dict[str, Any] | None = None,
+    shard: Shard = ALL,
 ) -> DispatchReport:
-    """Send every due outbox row once through the configured providers."""
+    """Send every due outbox row once through the configured providers (only those to
+    ``shard``'s customers, when given: one dispatcher per shard)."""
     return dispatch(
         engine,
         providers if providers is not None else load_providers(settings),
@@ -231,4 +238,5 @@ def dispatch_due(
         settings=settings,
         worker_id=worker_id(),
         limit=limit,
+        shard=shard,
     )

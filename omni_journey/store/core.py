@@ -22,8 +22,10 @@ __all__ = [
     "IDENTITIES",
     "JOURNEY_CURSORS",
     "JOURNEY_LOG",
+    "JOURNEY_SHARD_CURSORS",
     "JOURNEY_VERSIONS",
     "MESSAGES",
+    "PROVIDER_RATE_LIMITS",
     "SUPPRESSIONS",
 ]
 
@@ -44,3 +46,5 @@ ENROLLMENTS = _table(tables.Enrollment)
 MESSAGES = _table(tables.Message)
 JOURNEY_CURSORS = _table(tables.JourneyCursor)
 JOURNEY_LOG = _table(tables.JourneyLog)
+JOURNEY_SHARD_CURSORS = _table(tables.JourneyShardCursor)
+PROVIDER_RATE_LIMITS = _table(tables.ProviderRateLimit)

@@ -20,6 +20,7 @@ from sqlalchemy.pool import NullPool
 
 from omni_journey.errors import OmniJourneyError
 from omni_journey.store.driver import json_loads
+from omni_journey.store.shards import sqlite_shard_key
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -52,6 +53,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    # the customers' shard key, as PostgreSQL computes it in SQL (store/shards.py)
+    dbapi_connection.create_function("omni_shard_key", 1, sqlite_shard_key, deterministic=True)
 
 
 def _sqlite_begin_immediate(connection: Any) -> None:

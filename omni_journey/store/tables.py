@@ -26,8 +26,10 @@ __all__ = [
     "Identity",
     "JourneyCursor",
     "JourneyLog",
+    "JourneyShardCursor",
     "JourneyVersion",
     "Message",
+    "ProviderRateLimit",
     "PurchaseCycle",
     "SegmentMembership",
     "SegmentState",
@@ -258,6 +260,32 @@ class JourneyCursor(SQLModel, table=True):
     last_event_seq: int = 0
     last_scheduled_at: datetime | None = _ts(nullable=True)  # scheduled audiences
     updated_at: datetime = _ts()
+    # shards the journey runs as; over 1, the cursors are journey_shard_cursors rows
+    shards: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+
+
+class JourneyShardCursor(SQLModel, table=True):
+    """How far shard ``shard`` of ``shards`` of a journey has read the event stream (the
+    events of its customers only), when the journey runs as more than one shard."""
+
+    __tablename__ = "journey_shard_cursors"
+
+    journey_key: str = Field(primary_key=True, max_length=64)
+    shards: int = Field(primary_key=True)
+    shard: int = Field(primary_key=True)
+    last_event_seq: int = 0
+    last_scheduled_at: datetime | None = _ts(nullable=True)
+    updated_at: datetime = _ts()
+
+
+class ProviderRateLimit(SQLModel, table=True):
+    """A provider's token bucket, shared by all dispatchers (writer: delivery.ratelimit)."""
+
+    __tablename__ = "provider_rate_limits"
+
+    provider: str = Field(primary_key=True, max_length=32)
+    tokens: float
+    stamp: float
 
 
 class JourneyLog(SQLModel, table=True):
