@@ -22,7 +22,6 @@ from omni_journey.service.pipeline import (
     load_valid_project,
     select_policy,
 )
-from omni_journey.service.simulate import simulate
 from omni_journey.settings import Settings, get_settings
 from omni_journey.spec.diagnostics import did_you_mean
 from omni_journey.spec.project import Project
@@ -267,6 +266,8 @@ def simulate_cmd(
     settings, project = _setup()
     key = _journey_key(journey, project)
     try:
+        from omni_journey.service.simulate import simulate  # not for a pass: imports ingest
+
         result = simulate(
             project.journeys[key],
             project.segments,

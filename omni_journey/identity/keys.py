@@ -9,9 +9,6 @@ import hashlib
 import re
 from typing import Final
 
-import email_validator
-import phonenumbers
-
 from omni_journey.errors import IngestError
 
 IdentityKey = tuple[str, str]
@@ -70,6 +67,8 @@ def normalize_email(value: object, *, field: str = "email") -> str:
     """A syntactically valid address, domain lowercased (IDNA to Unicode), no DNS lookup."""
     if not isinstance(value, str):
         raise IngestError("invalid-email", f"{field} must be a string")
+    import email_validator  # on first use: a command that reads no address skips it
+
     try:
         checked = email_validator.validate_email(value.strip(), check_deliverability=False)
     except email_validator.EmailNotValidError:
@@ -84,6 +83,8 @@ def normalize_phone(value: object, default_region: str, *, field: str = "phone")
         value = str(value)
     if not isinstance(value, str) or len(value) > 64:
         raise IngestError("invalid-phone", f"{field} must be a string of at most 64 characters")
+    import phonenumbers  # on first use, as email_validator above
+
     try:
         number = phonenumbers.parse(value, default_region)
     except phonenumbers.NumberParseException:

@@ -16,20 +16,11 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from omni_journey.channels.policy import ChannelPolicy, RulePolicy
-from omni_journey.delivery import (
-    CustomerView,
-    DispatchReport,
-    OutboxRow,
-    Renderer,
-    dispatch,
-    load_providers,
-)
-from omni_journey.render import RenderContext, TemplateRenderer, customer_profile
 from omni_journey.runner.passes import JourneyRunner
 from omni_journey.settings import Settings
 from omni_journey.spec.durations import parse_duration
@@ -43,6 +34,9 @@ from omni_journey.spec.project import (
     load_project,
 )
 from omni_journey.store.shards import ALL, Shard
+
+if TYPE_CHECKING:  # sending loads the dispatcher and the renderer; a pass needs neither
+    from omni_journey.delivery import CustomerView, DispatchReport, OutboxRow, Renderer
 
 __all__ = [
     "PolicyChoice",
@@ -204,6 +198,8 @@ def build_runner(
 
 def project_renderer(settings: Settings) -> Renderer:
     """Render outbox rows from the project's templates (one template cache per call)."""
+    from omni_journey.render import RenderContext, TemplateRenderer, customer_profile
+
     templates = TemplateRenderer.from_settings(settings.project_dir / "templates", settings)
 
     def render(message: OutboxRow, customer: CustomerView) -> Any:
@@ -230,6 +226,8 @@ def dispatch_due(
 ) -> DispatchReport:
     """Send every due outbox row once through the configured providers (only those to
     ``shard``'s customers, when given: one dispatcher per shard)."""
+    from omni_journey.delivery import dispatch, load_providers
+
     return dispatch(
         engine,
         providers if providers is not None else load_providers(settings),

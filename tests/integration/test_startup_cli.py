@@ -41,3 +41,19 @@ def test_light_command_imports_nothing_heavy(argv: list[str], tmp_path: Path) ->
     assert record["heavy"] == [], record["heavy"][:10]
     if argv[0] == "customers":
         assert "accepted 1" in printed
+
+
+def test_a_pass_without_dispatch_loads_no_sending_code(tmp_path: Path) -> None:
+    """``run --no-dispatch`` queues messages: it loads neither the dispatcher nor the
+    renderer (Jinja2), nor the address checks (phonenumbers, email-validator)."""
+    [record], printed = run_in_process(
+        [["run", "--no-dispatch", "--now", "2026-05-01T10:00Z"]],
+        tmp_path,
+        heavy=("jinja2", "phonenumbers", "email_validator"),
+        OMNI_PROJECT_DIR=str(ROOT),
+    )
+    assert record["code"] == 0, printed
+    assert "omni_journey.delivery.outbox" in record["ours"]  # it does queue
+    assert "omni_journey.delivery.dispatcher" not in record["ours"]
+    assert not any(m.startswith("omni_journey.render") for m in record["ours"])
+    assert record["heavy"] == []

@@ -50,10 +50,15 @@ with open(out, "w") as file:
 
 
 def run_in_process(
-    argvs: Sequence[Sequence[str]], tmp_path: Path, *, cwd: Path = ROOT, **env: str
+    argvs: Sequence[Sequence[str]],
+    tmp_path: Path,
+    *,
+    cwd: Path = ROOT,
+    heavy: Sequence[str] = HEAVY,
+    **env: str,
 ) -> tuple[list[dict[str, Any]], str]:
     """Run the commands one after the other in one child Python: a record for each, and
-    what they printed."""
+    what they printed; ``heavy``: the top-level packages each record lists if loaded."""
     out = tmp_path / "startup.json"
     environment = {**os.environ, "OMNI_HOME": str(tmp_path / "home"), **env}
     result = subprocess.run(
@@ -63,7 +68,7 @@ def run_in_process(
             CHILD,
             json.dumps([list(a) for a in argvs]),
             str(out),
-            ",".join(HEAVY),
+            ",".join(heavy),
         ],
         cwd=cwd,
         env=environment,
