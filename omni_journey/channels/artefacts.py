@@ -20,15 +20,18 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import numpy as np
 from sqlalchemy import Connection, Table, select, update
 
-from omni_journey.channels.design import FEATURE_VERSION, FeatureSpec, feature_names
-from omni_journey.channels.features import CHANNELS
-from omni_journey.channels.model import HEADS, MODEL_KIND, ChannelModel, ChannelModelError, Head
+from omni_journey.spec.conditions import CHANNELS
 from omni_journey.store.tables import ChannelModelArtefact
+
+if TYPE_CHECKING:
+    from omni_journey.channels.model import ChannelModel
+
+# numpy and the model's modules load only to save or read a model: a pass with no model
+# trained yet asks the registry (one query) and decides by the rule without them.
 
 __all__ = [
     "CHANNEL_MODELS",
@@ -65,6 +68,8 @@ def _digest(path: Path) -> str:
 
 def save_model(model: ChannelModel, models_dir: Path) -> tuple[str, str]:
     """Write the model's files; return (path relative to ``models_dir``, digest)."""
+    import numpy as np
+
     folder = models_dir / model.version
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / _WEIGHTS
@@ -99,6 +104,8 @@ def register_model(
     activate: bool = True,
 ) -> None:
     """Record a saved model; with ``activate`` it becomes the one in use."""
+    from omni_journey.channels.model import MODEL_KIND
+
     if activate:
         connection.execute(
             update(CHANNEL_MODELS)
@@ -144,6 +151,11 @@ def active_record(connection: Connection) -> ModelRecord | None:
 
 def load_model(models_dir: Path, record: ModelRecord) -> ChannelModel:
     """Read and check one registered model; :class:`ChannelModelError` says what is wrong."""
+    import numpy as np
+
+    from omni_journey.channels.design import FEATURE_VERSION, FeatureSpec, feature_names
+    from omni_journey.channels.model import HEADS, ChannelModel, ChannelModelError, Head
+
     version = record.version
     if record.feature_version != FEATURE_VERSION:
         raise ChannelModelError(
@@ -243,6 +255,8 @@ class ModelLoader:
         if record.version == self._version:
             return self._model
         self._version = record.version
+        from omni_journey.channels.model import ChannelModelError
+
         try:
             self._model, self.error = load_model(self.models_dir, record), None
         except ChannelModelError as error:

@@ -26,21 +26,30 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import numpy as np
-from numpy.typing import NDArray
 from sqlalchemy import Connection
 
 from omni_journey.channels.artefacts import ModelLoader
-from omni_journey.channels.features import CHANNELS, FloatArray, History, load_history
-from omni_journey.channels.model import ChannelModel
 from omni_journey.channels.policy import Decision, rule_channel
 from omni_journey.channels.sendtime import best_send_time
 from omni_journey.engine.types import SendMessage
 from omni_journey.settings import Settings
+from omni_journey.spec.conditions import CHANNELS
 from omni_journey.spec.models import QuietHours
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from omni_journey.channels.features import FloatArray, History
+    from omni_journey.channels.model import ChannelModel
+
+# numpy, the features and the model load when a model scores or a send time is chosen
+# (both need the customers' history); before the first model, the rule and its
+# exploration decide in plain Python, and a pass loads none of them (about 0.15 s of
+# start-up for every pass).
 
 __all__ = ["LearnedPolicy", "Loaded", "Request", "Scored", "parse_costs"]
 
@@ -173,11 +182,13 @@ class LearnedPolicy:
             model = self.loader.get(connection)
         customers = sorted({s.customer_id for s in sends})
         needed = model is not None or any(s.send_at == "best" for s in sends)
-        history = (
-            load_history(connection, customers, now, attribution_hours=self.attribution_hours)
-            if customers and needed
-            else None
-        )
+        history = None
+        if customers and needed:
+            from omni_journey.channels.features import load_history
+
+            history = load_history(
+                connection, customers, now, attribution_hours=self.attribution_hours
+            )
         return Loaded(customers, history, model)
 
     def decide_many(
@@ -194,6 +205,8 @@ class LearnedPolicy:
         requests = [Request.of(s) for s in sends]
         if loaded.history is None:  # no model and no send time to pick: no context needed
             return self.decide(None, requests, now, model=None, quiet_hours=quiet_hours)
+        import numpy as np
+
         where = {c: i for i, c in enumerate(loaded.customers)}
         index = np.array([where[r.customer_id] for r in requests], dtype=np.int64)
         rows = loaded.history.take(index)
@@ -219,6 +232,8 @@ class LearnedPolicy:
         self, history: History | None, requests: Sequence[Request], model: ChannelModel | None
     ) -> Scored:
         """Probabilities, scores and the distribution to draw from, for every request."""
+        import numpy as np
+
         n, k = len(requests), len(CHANNELS)
         eligible = np.array([_mask(r.channels) for r in requests], dtype=bool).reshape(n, k)
         p = np.full((n, k), np.nan)
@@ -252,31 +267,32 @@ class LearnedPolicy:
     ) -> list[Decision]:
         """Decisions for ``requests`` whose contexts are ``history`` rows (same order).
         Without a model, ``history`` may be ``None`` unless a request asks for a send time."""
-        scored = self.score(history, requests, model)
-        if model is not None:
-            population = model.population_hours
-        elif history is not None:
-            population = history.hours.sum(axis=0) + 1.0
-        else:
-            population = np.ones(24)
         error = self.loader.error if self.loader is not None and model is None else None
-        rows = list(
-            zip(
-                scored.p.tolist(),
-                scored.scores.tolist(),
-                scored.dist.tolist(),
-                scored.greedy.tolist(),
-                scored.epsilon.tolist(),
-                scored.modelled.tolist(),
-                strict=True,
+        if model is None and history is None:
+            rows = [self._cold_row(r) for r in requests]
+        else:
+            scored = self.score(history, requests, model)
+            rows = list(
+                zip(
+                    scored.p.tolist(),
+                    scored.scores.tolist(),
+                    scored.dist.tolist(),
+                    scored.greedy.tolist(),
+                    scored.epsilon.tolist(),
+                    scored.modelled.tolist(),
+                    strict=True,
+                )
             )
-        )
         decisions = []
         for i, request in enumerate(requests):
             decision = self._one(request, rows[i], model, error)
             if request.send_at == "best":
                 if history is None:
                     raise ValueError("send_at: best needs the customers' history")
+                if model is not None:
+                    population = model.population_hours
+                else:
+                    population = history.hours.sum(axis=0) + 1.0
                 rng = random.Random(_uniform(self.salt, request.key, "send_time"))
                 at = best_send_time(
                     history.hours[i].tolist(),
@@ -290,6 +306,22 @@ class LearnedPolicy:
                 decision = replace(decision, send_after=at)
             decisions.append(decision)
         return decisions
+
+    def _cold_row(
+        self, request: Request
+    ) -> tuple[list[float], list[float], list[float], int, float, bool]:
+        """:meth:`score`'s row for a request when no model scores (the same numbers,
+        without numpy): no probabilities or scores, the rule's channel as the greedy
+        one, ``cold_epsilon`` spread evenly over the eligible channels."""
+        nan = float("nan")
+        mask = _mask(request.channels)
+        count = sum(mask)
+        epsilon = self.cold_epsilon if count > 1 else 0.0
+        share = epsilon / max(count, 1)
+        dist = [share if eligible else 0.0 for eligible in mask]
+        greedy = _rule_index(request.channels)
+        dist[greedy] += 1.0 - epsilon
+        return [nan] * len(CHANNELS), [nan] * len(CHANNELS), dist, greedy, epsilon, False
 
     def _one(
         self,

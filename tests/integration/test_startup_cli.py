@@ -45,11 +45,12 @@ def test_light_command_imports_nothing_heavy(argv: list[str], tmp_path: Path) ->
 
 def test_a_pass_without_dispatch_loads_no_sending_code(tmp_path: Path) -> None:
     """``run --no-dispatch`` queues messages: it loads neither the dispatcher nor the
-    renderer (Jinja2), nor the address checks (phonenumbers, email-validator)."""
+    renderer (Jinja2), nor the address checks (phonenumbers, email-validator), nor,
+    with no channel model trained, numpy (the rule decides in plain Python)."""
     [record], printed = run_in_process(
         [["run", "--no-dispatch", "--now", "2026-05-01T10:00Z"]],
         tmp_path,
-        heavy=("jinja2", "phonenumbers", "email_validator"),
+        heavy=("jinja2", "phonenumbers", "email_validator", "numpy"),
         OMNI_PROJECT_DIR=str(ROOT),
     )
     assert record["code"] == 0, printed

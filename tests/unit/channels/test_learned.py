@@ -171,3 +171,33 @@ def test_the_policy_never_chooses_a_channel_without_consent(with_model: bool) ->
         assert sum(decision.probabilities.values()) == pytest.approx(1.0)
         assert decision.propensity == pytest.approx(decision.probabilities[decision.channel])
     assert any(d.explored for d in decisions)
+
+
+CHANNEL_LISTS = [
+    ("email",),
+    ("sms", "whatsapp"),
+    ("email", "sms", "push"),
+    ("push", "email", "sms", "whatsapp"),
+    ("webhook",),
+    ("email", "webhook"),
+    (),
+]
+
+
+@pytest.mark.parametrize("cold_epsilon", [0.0, 0.1, 0.2, 1 / 3])
+def test_cold_rows_without_numpy_equal_the_scored_rows(cold_epsilon: float) -> None:
+    """Without a model, a decision is made from a plain-Python row; it must be, number
+    for number, the row :meth:`LearnedPolicy.score` computes with numpy."""
+    policy = LearnedPolicy(costs=COSTS, cold_epsilon=cold_epsilon, epsilon=0.05)
+    requests = [Request("c-1", "m", channels, "best", "k") for channels in CHANNEL_LISTS]
+    scored = policy.score(None, requests, None)
+    for i, request in enumerate(requests):
+        p, scores, dist, greedy, epsilon, modelled = policy._cold_row(request)
+        assert np.array_equal(np.array(p), scored.p[i], equal_nan=True)
+        assert np.array_equal(np.array(scores), scored.scores[i], equal_nan=True)
+        assert dist == scored.dist[i].tolist()  # exactly: the draws compare against it
+        assert (greedy, epsilon, modelled) == (
+            int(scored.greedy[i]),
+            float(scored.epsilon[i]),
+            bool(scored.modelled[i]),
+        )
