@@ -19,8 +19,6 @@ the same work on another store, makes the same decisions.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -32,6 +30,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Connection
 
 from omni_journey.channels.artefacts import ModelLoader
+from omni_journey.channels.draws import (
+    Request,
+    Row,
+    cold_row,
+    mask,
+    rule_index,
+    rule_reason,
+    uniform,
+)
+from omni_journey.channels.draws import (
+    known as known_channels,
+)
 from omni_journey.channels.policy import Decision, rule_channel
 from omni_journey.channels.sendtime import best_send_time
 from omni_journey.engine.types import SendMessage
@@ -56,29 +66,6 @@ __all__ = ["LearnedPolicy", "Loaded", "Request", "Scored", "parse_costs"]
 _INDEX = {c: i for i, c in enumerate(CHANNELS)}
 
 
-@dataclass(frozen=True)
-class Request:
-    """One send to decide: the engine's ``SendMessage`` without the journey plumbing."""
-
-    customer_id: str
-    message: str
-    channels: tuple[str, ...]
-    choice: str
-    key: str
-    send_at: str = "now"
-
-    @classmethod
-    def of(cls, send: SendMessage) -> Request:
-        return cls(
-            send.customer_id,
-            send.message,
-            tuple(send.channels),
-            send.choice,
-            _draw_key(send),
-            send.send_at,
-        )
-
-
 def parse_costs(text: str) -> dict[str, float]:
     """``"email=0.001,sms=0.05"`` as {channel: cost}; channels not named cost 0."""
     costs = dict.fromkeys(CHANNELS, 0.0)
@@ -87,22 +74,6 @@ def parse_costs(text: str) -> dict[str, float]:
             name, value = pair.split("=", 1)
             costs[name.strip()] = float(value)
     return costs
-
-
-def _draw_key(send: SendMessage) -> str:
-    """What the random draws of one send are seeded with: the send itself (journey,
-    version, customer, step, when it is due), not the enrollment's database id, which
-    differs between two stores doing the same work (a PostgreSQL sequence keeps the
-    gaps a crash leaves), so a crashed and resumed run decides as an uninterrupted one."""
-    return (
-        f"{send.journey_key}:{send.version_id}:{send.customer_id}:{send.step_id}:"
-        f"{send.send_after.isoformat()}"
-    )
-
-
-def _uniform(salt: str, key: str, purpose: str) -> float:
-    digest = hashlib.blake2b(f"{salt}|{key}|{purpose}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2.0**64
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -168,7 +139,7 @@ class LearnedPolicy:
             probabilities=dict(scores),
             propensity=1.0,
             policy=self.name,
-            reason=_rule_reason(choice, channels) + " (no customer context)",
+            reason=rule_reason(choice, channels) + " (no customer context)",
             choice=choice,
         )
 
@@ -235,7 +206,7 @@ class LearnedPolicy:
         import numpy as np
 
         n, k = len(requests), len(CHANNELS)
-        eligible = np.array([_mask(r.channels) for r in requests], dtype=bool).reshape(n, k)
+        eligible = np.array([mask(r.channels) for r in requests], dtype=bool).reshape(n, k)
         p = np.full((n, k), np.nan)
         if model is not None and n:
             if history is None:
@@ -244,7 +215,7 @@ class LearnedPolicy:
         cost = np.array([self.costs.get(c, 0.0) for c in CHANNELS])
         scores = np.where(eligible, self.value * p - cost, np.nan)
         scored = eligible & ~np.isnan(scores)
-        rule = np.array([_rule_index(r.channels) for r in requests], dtype=np.int64)
+        rule = np.array([rule_index(r.channels) for r in requests], dtype=np.int64)
         modelled = scored.any(axis=1)
         greedy = np.where(
             modelled, np.argmax(np.where(scored, scores, -np.inf), axis=1), rule
@@ -269,7 +240,7 @@ class LearnedPolicy:
         Without a model, ``history`` may be ``None`` unless a request asks for a send time."""
         error = self.loader.error if self.loader is not None and model is None else None
         if model is None and history is None:
-            rows = [self._cold_row(r) for r in requests]
+            rows = [cold_row(r, self.cold_epsilon) for r in requests]
         else:
             scored = self.score(history, requests, model)
             rows = list(
@@ -293,7 +264,7 @@ class LearnedPolicy:
                     population = model.population_hours
                 else:
                     population = history.hours.sum(axis=0) + 1.0
-                rng = random.Random(_uniform(self.salt, request.key, "send_time"))
+                rng = random.Random(uniform(self.salt, request.key, "send_time"))
                 at = best_send_time(
                     history.hours[i].tolist(),
                     population.tolist(),
@@ -307,32 +278,16 @@ class LearnedPolicy:
             decisions.append(decision)
         return decisions
 
-    def _cold_row(
-        self, request: Request
-    ) -> tuple[list[float], list[float], list[float], int, float, bool]:
-        """:meth:`score`'s row for a request when no model scores (the same numbers,
-        without numpy): no probabilities or scores, the rule's channel as the greedy
-        one, ``cold_epsilon`` spread evenly over the eligible channels."""
-        nan = float("nan")
-        mask = _mask(request.channels)
-        count = sum(mask)
-        epsilon = self.cold_epsilon if count > 1 else 0.0
-        share = epsilon / max(count, 1)
-        dist = [share if eligible else 0.0 for eligible in mask]
-        greedy = _rule_index(request.channels)
-        dist[greedy] += 1.0 - epsilon
-        return [nan] * len(CHANNELS), [nan] * len(CHANNELS), dist, greedy, epsilon, False
-
     def _one(
         self,
         request: Request,
-        row: tuple[list[float], list[float], list[float], int, float, bool],
+        row: Row,
         model: ChannelModel | None,
         error: str | None,
     ) -> Decision:
         p, score, dist, greedy, epsilon, modelled = row
         channels = request.channels
-        known = _known(channels)
+        known = known_channels(channels)
         if not channels:
             raise ValueError("no eligible channel: the engine should have skipped this send")
         scores = {c: score[_INDEX[c]] for c in known if score[_INDEX[c]] == score[_INDEX[c]]}
@@ -357,12 +312,12 @@ class LearnedPolicy:
                 scores=scores or one_hot,
                 probabilities=one_hot,
                 propensity=1.0,
-                reason=_rule_reason(request.choice, channels),
+                reason=rule_reason(request.choice, channels),
                 **common,
             )
-        explored = _uniform(self.salt, request.key, "explore") < epsilon
+        explored = uniform(self.salt, request.key, "explore") < epsilon
         if explored:
-            pick = int(_uniform(self.salt, request.key, "channel") * len(known))
+            pick = int(uniform(self.salt, request.key, "channel") * len(known))
             chosen = known[min(pick, len(known) - 1)]
         else:
             chosen = CHANNELS[greedy]
@@ -401,28 +356,3 @@ class Scored:
     greedy: NDArray[np.int64]  # (n,) the best-scoring (or the rule's) channel
     epsilon: FloatArray  # (n,) exploration probability
     modelled: NDArray[np.bool_]  # (n,) the model scored at least one candidate
-
-
-@functools.lru_cache(maxsize=256)
-def _known(channels: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(c for c in channels if c in CHANNELS)
-
-
-@functools.lru_cache(maxsize=256)
-def _mask(channels: tuple[str, ...]) -> tuple[bool, ...]:
-    return tuple(c in channels for c in CHANNELS)
-
-
-@functools.lru_cache(maxsize=256)
-def _rule_index(channels: tuple[str, ...]) -> int:
-    return CHANNELS.index(rule_channel(_known(channels) or CHANNELS))
-
-
-def _unknown(channels: Sequence[str]) -> bool:
-    return any(c not in CHANNELS for c in channels)
-
-
-def _rule_reason(choice: str, channels: Sequence[str]) -> str:
-    if choice == "best":
-        return "rule: cheapest eligible channel" if len(channels) > 1 else "only eligible channel"
-    return "fixed channel" if choice in channels and len(channels) == 1 else "fallback order"

@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from omni_journey.channels.draws import cold_row
 from omni_journey.channels.learned import LearnedPolicy, Request, parse_costs
 from tests.unit.channels.support import AS_OF, constant_model, history
 
@@ -192,7 +193,7 @@ def test_cold_rows_without_numpy_equal_the_scored_rows(cold_epsilon: float) -> N
     requests = [Request("c-1", "m", channels, "best", "k") for channels in CHANNEL_LISTS]
     scored = policy.score(None, requests, None)
     for i, request in enumerate(requests):
-        p, scores, dist, greedy, epsilon, modelled = policy._cold_row(request)
+        p, scores, dist, greedy, epsilon, modelled = cold_row(request, cold_epsilon)
         assert np.array_equal(np.array(p), scored.p[i], equal_nan=True)
         assert np.array_equal(np.array(scores), scored.scores[i], equal_nan=True)
         assert dist == scored.dist[i].tolist()  # exactly: the draws compare against it
