@@ -68,6 +68,7 @@ def create_app(
     *,
     sns_verifier: SnsSignatureVerifier | None = None,
     confirm_subscription: Callable[[str], None] | None = None,
+    announcer: IngestedBuffer | None = None,
 ) -> Starlette:
     """The collector for one store. ``clock`` returns the aware time a request arrives.
 
@@ -80,7 +81,9 @@ def create_app(
     redact_link_paths()
     # One Prefect event per event name every few seconds (a no-op without a Prefect
     # API): journeys triggered by these events start within seconds, bursts coalesce.
-    announcer = IngestedBuffer(2.0, source="collector")
+    # Inbound replies are announced too (``message.replied``), so a journey they enter
+    # starts as quickly. ``announcer`` replaces the buffer (tests).
+    announcer = announcer or IngestedBuffer(2.0, source="collector")
     # Requests per write key (collector.rate_limits): 429 with Retry-After past the limit.
     limiter = RateLimiter(settings.collector_rate_limit, settings.collector_rate_burst)
 
@@ -100,7 +103,9 @@ def create_app(
     def sns_endpoint(source: SnsSource) -> Callable[[Request], Any]:
         async def handle(request: Request) -> Response:
             try:
-                return await handle_sns(request, source, engine, settings, clock, verifier, confirm)
+                return await handle_sns(
+                    request, source, engine, settings, clock, verifier, confirm, announcer
+                )
             except RequestRefused as refused:
                 _log.info("refused sns %s: %s %s", source, refused.status, refused.reason)
                 return refused.response()

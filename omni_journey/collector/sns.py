@@ -41,8 +41,10 @@ from omni_journey.delivery.inbound import (
     is_inbound_sms,
     is_inbound_whatsapp,
 )
+from omni_journey.delivery.replies import REPLIED
 from omni_journey.delivery.sns_signature import SnsSignatureVerifier
 from omni_journey.errors import StoreError
+from omni_journey.ingest.announce import IngestedBuffer
 from omni_journey.settings import Settings
 
 __all__ = ["INBOUND_SOURCES", "SnsSource", "confirm_sns_subscription", "handle_sns"]
@@ -108,8 +110,11 @@ async def handle_sns(
     clock: Callable[[], datetime],
     verifier: SnsSignatureVerifier,
     confirm: Callable[[str], None],
+    announcer: IngestedBuffer | None = None,
 ) -> Response:
-    """One SNS message: verified, applied, and (a subscription) confirmed."""
+    """One SNS message: verified, applied, and (a subscription) confirmed; the
+    ``message.replied`` events an inbound message recorded are announced through
+    ``announcer`` like any collected event."""
     envelope = parse_object(await read_body(request, settings.max_body_bytes))
     # The topic first: a message from a topic we do not take never makes us fetch a
     # signing certificate (an attacker could otherwise have us fetch on every POST).
@@ -136,6 +141,8 @@ async def handle_sns(
         raise RequestRefused(
             503, "store-unavailable", "the store failed; retry (replays are safe)"
         ) from None
+    if result.replied and announcer is not None:
+        announcer.add({REPLIED: result.replied})
     if result.kind == "subscription":
         if not _is_sns_url(result.subscribe_url):
             raise RequestRefused(400, "untrusted-subscribe-url", "SubscribeURL is not on SNS")
