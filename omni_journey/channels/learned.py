@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 __all__ = ["LearnedPolicy", "Loaded", "Request", "Scored", "parse_costs"]
 
 _INDEX = {c: i for i, c in enumerate(CHANNELS)}
+_FLAT = [1.0] * 24  # the population prior over local hours before the first model
 
 
 def parse_costs(text: str) -> dict[str, float]:
@@ -260,14 +261,14 @@ class LearnedPolicy:
             if request.send_at == "best":
                 if history is None:
                     raise ValueError("send_at: best needs the customers' history")
-                if model is not None:
-                    population = model.population_hours
-                else:
-                    population = history.hours.sum(axis=0) + 1.0
+                # the population's hours come from the model (all the training data);
+                # before one, a flat prior: never the hours of whoever shares the batch,
+                # or a customer's send time would depend on the batch size or the shard
+                population = model.population_hours.tolist() if model is not None else _FLAT
                 rng = random.Random(uniform(self.salt, request.key, "send_time"))
                 at = best_send_time(
                     history.hours[i].tolist(),
-                    population.tolist(),
+                    population,
                     now,
                     _zone(history.timezones[i]),
                     quiet_hours,

@@ -202,3 +202,22 @@ def test_cold_rows_without_numpy_equal_the_scored_rows(cold_epsilon: float) -> N
             float(scored.epsilon[i]),
             bool(scored.modelled[i]),
         )
+
+
+def test_a_send_time_without_a_model_does_not_depend_on_who_shares_the_batch() -> None:
+    """Before the first model, the population prior is flat: a customer's send time is
+    the same decided alone or beside customers who engage at other hours (batches and
+    shards group customers differently)."""
+    policy = LearnedPolicy(costs=COSTS, send_time_explore=0.0)
+    hours = np.zeros((3, 24))
+    hours[0, 9] = 1.0  # little history of her own
+    hours[1:, 22] = 50.0  # the others engage late
+    request = Request("c-0", "cart_reminder", ("email",), "email", "k", send_at="best")
+    others = [
+        Request(f"c-{i}", "cart_reminder", ("email",), "email", f"k{i}", send_at="best")
+        for i in (1, 2)
+    ]
+    alone = policy.decide(history(1, hours=hours[:1]), [request], AS_OF, model=None)[0]
+    beside = policy.decide(history(3, hours=hours), [request, *others], AS_OF, model=None)[0]
+    assert alone.send_after == beside.send_after
+    assert alone.send_after is not None and alone.send_after.hour == 9
