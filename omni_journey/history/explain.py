@@ -26,7 +26,8 @@ from omni_journey.spec.durations import format_duration
 from omni_journey.spec.models import JourneySpec
 from omni_journey.spec.steps import DelayStep, WaitForStep
 from omni_journey.spec.triggers import EventTrigger
-from omni_journey.store.core import EVENTS, JOURNEY_CURSORS, JOURNEY_LOG
+from omni_journey.store.core import EVENTS, JOURNEY_CURSORS, JOURNEY_LOG, JOURNEY_SHARD_CURSORS
+from omni_journey.store.shards import Shard
 from omni_journey.store.tables import metadata
 
 __all__ = ["Decision", "journey_decisions", "why_not_entered"]
@@ -102,6 +103,28 @@ def journey_decisions(
     return decisions
 
 
+def _read_up_to(connection: Connection, journey_key: str, customer_id: str) -> int | None:
+    """How far the journey's passes have read the events of ``customer_id``: the
+    journey's cursor, or, for a journey run as several shards, the cursor of the shard
+    that holds the customer."""
+    row = connection.execute(
+        select(JOURNEY_CURSORS.c.last_event_seq, JOURNEY_CURSORS.c.shards).where(
+            JOURNEY_CURSORS.c.journey_key == journey_key
+        )
+    ).first()
+    if row is None or row.shards <= 1:
+        return None if row is None else int(row.last_event_seq)
+    shard = next(s for s in Shard(1, row.shards).all() if s.holds(customer_id))
+    found = connection.execute(
+        select(JOURNEY_SHARD_CURSORS.c.last_event_seq).where(
+            JOURNEY_SHARD_CURSORS.c.journey_key == journey_key,
+            JOURNEY_SHARD_CURSORS.c.shards == row.shards,
+            JOURNEY_SHARD_CURSORS.c.shard == shard.index,
+        )
+    ).scalar_one_or_none()
+    return None if found is None else int(found)
+
+
 def why_not_entered(
     connection: Connection, customer_ids: Sequence[str], spec: JourneySpec
 ) -> tuple[str, dict[str, Any]]:
@@ -119,7 +142,13 @@ def why_not_entered(
     trigger = spec.trigger
     if isinstance(trigger, EventTrigger):
         rows = connection.execute(
-            select(EVENTS.c.seq, EVENTS.c.event_id, EVENTS.c.at, EVENTS.c.properties)
+            select(
+                EVENTS.c.seq,
+                EVENTS.c.event_id,
+                EVENTS.c.at,
+                EVENTS.c.properties,
+                EVENTS.c.customer_id,
+            )
             .where(EVENTS.c.customer_id.in_(ids), EVENTS.c.name == trigger.event)
             .order_by(EVENTS.c.seq)
         ).all()
@@ -133,11 +162,7 @@ def why_not_entered(
         if not matching:
             return "trigger_filter", inputs
         last = matching[-1]
-        cursor = connection.execute(
-            select(JOURNEY_CURSORS.c.last_event_seq).where(
-                JOURNEY_CURSORS.c.journey_key == spec.key
-            )
-        ).scalar_one_or_none()
+        cursor = _read_up_to(connection, spec.key, last.customer_id)
         inputs |= {"last_event_id": last.event_id, "last_event_at": last.at.isoformat(),
                    "journey_read_up_to_seq": cursor, "last_event_seq": last.seq}  # fmt: skip
         return "trigger_not_seen", inputs

@@ -7,6 +7,8 @@ from datetime import timedelta
 
 from omni_journey.history import find_customer, journey_decisions, why_not_entered
 from omni_journey.runner.passes import JourneyRunner
+from omni_journey.store.core import JOURNEY_CURSORS, JOURNEY_SHARD_CURSORS
+from omni_journey.store.shards import Shard
 from tests.integration.engine.conftest import T0, Shop, event, journey, profile
 
 PROMO = journey(
@@ -84,3 +86,28 @@ def test_a_customer_who_never_entered_is_told_the_rule_that_keeps_them_out(shop:
         reason, inputs = why_not_entered(connection, ["c-1"], PROMO)
         assert reason == "trigger_not_seen"  # no pass has read it yet
         assert inputs["last_event_id"] == "add-1" and inputs["journey_read_up_to_seq"] is None
+
+
+def test_a_journey_run_as_shards_reports_the_cursor_of_the_customers_shard(shop: Shop) -> None:
+    """Run as several shards, a journey's own cursor stays behind; ``explain`` reads how
+    far the shard that holds the customer has read instead."""
+    shop.profiles([profile("c-1")])
+    shop.events([event("add-1", "product.added", "c-1", T0, sku="S-1")])
+    mine = next(s for s in Shard(1, 3).all() if s.holds("c-1"))
+    with shop.engine.begin() as connection:
+        connection.execute(
+            JOURNEY_CURSORS.insert(),
+            {"journey_key": "promo", "last_event_seq": 0, "shards": 3, "updated_at": T0},
+        )
+        connection.execute(
+            JOURNEY_SHARD_CURSORS.insert(),
+            [
+                {"journey_key": "promo", "shards": 3, "shard": s.index, "updated_at": T0,
+                 "last_event_seq": 7 if s == mine else 99}
+                for s in mine.all()
+            ],
+        )  # fmt: skip
+    with shop.engine.connect() as connection:
+        reason, inputs = why_not_entered(connection, ["c-1"], PROMO)
+    assert reason == "trigger_not_seen"
+    assert inputs["journey_read_up_to_seq"] == 7
