@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -62,19 +64,24 @@ def _setup() -> tuple[Settings, Project]:
     return settings, project
 
 
+def _wide_console() -> Console:
+    """The terminal's width; 120 columns into a file or a pipe (rich's 80 would fold the
+    table's headers), unless ``COLUMNS`` says otherwise."""
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=120)
+    return console
+
+
 def _pass_table(report: PassReport) -> Table:
-    table = Table(title="journey pass")
-    for column in (
-        "journey",
-        "entered",
-        "queued",
-        "skipped",
-        "deferred",
-        "exited",
-        "completed",
-        "converted",
-    ):
-        table.add_column(column, justify="left" if column == "journey" else "right")
+    """Per journey, what the pass did. The journey column is never cut (it is as wide as
+    the longest key); on a narrow terminal, or output that is not one (80 columns), the
+    figures' headers wrap instead."""
+    table = Table(title="journey pass", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    longest = max((len(key) for key in report.journeys), default=7)
+    table.add_column("journey", no_wrap=True, min_width=longest, overflow="fold")
+    for column in ("entered", "queued", "skipped", "deferred", "exited", "completed", "converted"):
+        table.add_column(column, justify="right", overflow="fold")
     for key, counts in sorted(report.journeys.items()):
         table.add_row(
             key,
@@ -126,7 +133,7 @@ def run(
         except ConfigError as error:  # shards on SQLite; workers of different counts
             Console(stderr=True).print(f"[red]error:[/red] {error}", markup=True)
             raise typer.Exit(2) from None
-        console = Console()
+        console = _wide_console()
         console.print(_pass_table(report))
         console.print(
             choice.note, style="yellow" if choice.warning else None, markup=False, soft_wrap=True
