@@ -62,9 +62,9 @@ COMMANDS: tuple[Entry, ...] = (
     Entry(
         "simulate",
         "run_cmd",
-        "Replay a journey over N days against given customers and events, with the same "
-        "engine as production, in seconds: who enters, what is sent when on which channel, "
-        "who converts, who exits and why. Nothing is sent and the store is not touched.",
+        "Replay a journey against given customers and events, with the same engine as "
+        "production, in seconds: who enters, what is sent when on which channel, who "
+        "converts, who exits and why. Nothing is sent and the store is not touched.",
     ),
     Entry(
         "preview",

@@ -34,6 +34,7 @@ def dispatch_cmd(
     ),
 ) -> None:
     """Send due outbox messages once, through the providers OMNI_*_PROVIDER choose.
+
     Several dispatchers may run at once; on PostgreSQL the rate limits
     (OMNI_RATE_LIMITS) hold for all of them together."""
     try:

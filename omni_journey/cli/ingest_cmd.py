@@ -195,8 +195,10 @@ def track(
         str | None, typer.Option("--id", help="Event id (idempotency key); default a new one.")
     ] = None,
 ) -> None:
-    """Store one event and print its id (an event's keys and the standard event names:
-    docs/data-formats.md in the omni-journey repository)."""
+    """Store one event and print its id.
+
+    An event's keys and the standard event names: docs/data-formats.md in the
+    omni-journey repository."""
     settings = get_settings()
     properties = dict(_property(p) for p in prop or [])
     now = datetime.now(UTC)

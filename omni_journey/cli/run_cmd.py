@@ -266,10 +266,11 @@ def simulate_cmd(
 ) -> None:
     """Replay a journey against given customers and events, with the same engine as
     production, in seconds: who enters, what is sent when on which channel, who
-    converts, who exits and why. Every message is rendered for its customer and event:
-    one that would fail is reported as a skip with the reason. Catalogue events
-    (customer_id _catalogue) reach the customers who viewed the product, as in
-    production. Nothing is sent and the store is not touched."""
+    converts, who exits and why. Nothing is sent and the store is not touched.
+
+    Every message is rendered for its customer and event: one that would fail is
+    reported as a skip with the reason. Catalogue events (customer_id _catalogue) reach
+    the customers who viewed the product, as in production."""
     settings, project = _setup()
     key = _journey_key(journey, project)
     try:
