@@ -29,6 +29,7 @@ from omni_journey.spec.models import JourneySpec, SendStep
 __all__ = [
     "artifact_key",
     "ensure_journey_locks",
+    "ensure_limits",
     "journey_locks",
     "journey_tags",
     "lock_name",
@@ -149,14 +150,15 @@ def lock_name(journey_key: str) -> str:
 _ensured: dict[str, set[str]] = {}
 
 
-def ensure_journey_locks(journey_keys: Iterable[str]) -> None:
-    """Create the missing ``advance-<journey>`` limits (1 slot each) in one listing and
-    at most one call per new journey; an operator's changes to existing ones stay."""
+def ensure_limits(names: Iterable[str]) -> None:
+    """Create the missing global concurrency limits ``names`` (1 slot each) in one
+    listing and at most one call per new limit; an operator's changes to existing ones
+    stay. Remembered per API, so a process asks once."""
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.settings import PREFECT_API_URL
 
     api = str(PREFECT_API_URL.value() or "ephemeral")
-    wanted = {lock_name(key) for key in journey_keys} - _ensured.get(api, set())
+    wanted = set(names) - _ensured.get(api, set())
     if not wanted:  # this process created or saw them all on this API already
         return
     with get_client(sync_client=True) as client:
@@ -174,6 +176,11 @@ def ensure_journey_locks(journey_keys: Iterable[str]) -> None:
                     GlobalConcurrencyLimitCreate(name=name, limit=1)
                 )
     _ensured.setdefault(api, set()).update(wanted)
+
+
+def ensure_journey_locks(journey_keys: Iterable[str]) -> None:
+    """Create the missing ``advance-<journey>`` limits (see :func:`ensure_limits`)."""
+    ensure_limits(lock_name(key) for key in journey_keys)
 
 
 @contextmanager

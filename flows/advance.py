@@ -8,6 +8,12 @@ enrollments and queues sends in the outbox, batch by batch. Deployment triggers 
 it for one journey within seconds of its trigger event; the every-minute schedule runs
 all journeys as a safety net (waits that come due, anything a throttle left behind).
 
+With ``send=True`` (what the generated triggers pass) a pass that queued messages then
+sends the outbox's due messages itself, with the ``dispatch`` flow's ``send-batch``
+task, while it holds the one-sender slot (``flows/_sending.py``): a message due now
+goes out seconds after its event instead of at the next scheduled ``dispatch``. If a
+``dispatch`` run is sending, the pass leaves its messages to it (or to the next one).
+
 Artifacts: a per-step table for every journey advanced (key ``advance-<journey>``), a
 markdown summary of the pass, and progress when there is more than one journey.
 """
@@ -21,6 +27,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
 from sqlalchemy import Engine
 
 from flows._artifacts import (
@@ -43,8 +50,15 @@ from flows._common import (
     stamp,
     tag_flow_run,
 )
+from flows._sending import Sent, send_due, sender_slot
+from omni_journey.delivery import load_providers
 from omni_journey.runner.passes import JourneyRunner
-from omni_journey.service.pipeline import build_runner, load_valid_project
+from omni_journey.service.pipeline import (
+    build_runner,
+    load_valid_project,
+    project_renderer,
+    worker_id,
+)
 from omni_journey.settings import Settings, get_settings
 from omni_journey.spec.project import Project
 from omni_journey.store import open_store
@@ -53,6 +67,11 @@ __all__ = ["AdvanceError", "advance", "advance_journey"]
 
 TASK_TIMEOUT_SECONDS = 1800
 LOCK_TIMEOUT_SECONDS = 600
+# how long a sending pass waits for a dispatch run that is sending: it drains the
+# outbox itself, so waiting longer only keeps this run alive
+SENDER_WAIT_SECONDS = 10
+# the pass's counters of outbox rows it wrote (messages, webhook calls)
+_OUTBOX_COUNTERS = ("queued", "webhooks")
 
 
 class AdvanceError(RuntimeError):
@@ -153,9 +172,12 @@ def _publish(passes: list[JourneyPass], failed: dict[str, str], at: datetime, su
     flow_run_name=run_name("advance", "journey"),
     timeout_seconds=3 * 3600,
 )
-def advance(journey: str | None = None, now: datetime | None = None) -> dict[str, dict[str, int]]:
+def advance(
+    journey: str | None = None, now: datetime | None = None, send: bool = False
+) -> dict[str, dict[str, int]]:
     """Advance every enabled journey, or only ``journey``, as of ``now`` (default: the
-    clock). Returns each journey's counters (entered, queued:<channel>, skipped:<reason>,
+    clock); with ``send``, then send the due outbox if the pass queued anything.
+    Returns each journey's counters (entered, queued:<channel>, skipped:<reason>,
     deferred, exited, converted...)."""
     logger = get_run_logger()
     at = resolve_now(now)
@@ -170,20 +192,49 @@ def advance(journey: str | None = None, now: datetime | None = None) -> dict[str
     engine = open_store(settings.resolved_database_url)
     try:
         passes, failed = _advance(engine, project, settings, keys, at)
+        _publish(passes, failed, at, journey or "all")
+        queued = sum(p.counts.get(c, 0) for p in passes for c in _OUTBOX_COUNTERS)
+        logger.info(
+            "advanced %d journeys: %s",
+            len(passes),
+            summarize(_total(p.counts for p in passes)),
+        )
+        # the clock's time now (the pass took a while), or the time the caller gave
+        sent = (
+            _send(engine, settings, resolve_now(None) if now is None else at)
+            if send and queued
+            else None
+        )
     finally:
         engine.dispose()
-    _publish(passes, failed, at, journey or "all")
-    logger.info(
-        "advanced %d journeys: %s",
-        len(passes),
-        summarize(_total(p.counts for p in passes)),
-    )
-    if failed:
-        raise AdvanceError(
-            "could not advance "
-            + "; ".join(f"{key}: {reason}" for key, reason in sorted(failed.items()))
+    problems = [f"{key}: {reason}" for key, reason in sorted(failed.items())]
+    if sent is not None and sent.failures:
+        problems.append(
+            f"{len(sent.failures)} of {sent.batches} send batches failed: " + sent.failures[0]
         )
+    if problems:
+        raise AdvanceError("could not advance " + "; ".join(problems))
     return {p.journey: p.counts for p in passes}
+
+
+def _send(engine: Engine, settings: Settings, at: datetime) -> Sent | None:
+    """Send the due outbox now (one sender at a time); None when a dispatch run was
+    sending for longer than :data:`SENDER_WAIT_SECONDS` (it, or the next, sends)."""
+    from flows.dispatch import _publish as publish_sent
+
+    logger = get_run_logger()
+    providers = load_providers(settings)
+    renderer = project_renderer(settings)
+    worker = f"prefect-{str(flow_run.id or worker_id())[:8]}"
+    try:
+        with sender_slot(timeout_seconds=SENDER_WAIT_SECONDS):
+            sent = send_due(engine, providers, renderer, settings, at=at, worker=worker)
+    except TimeoutError:
+        logger.info("a dispatch run is sending: it sends what this pass queued")
+        return None
+    publish_sent(sent.total, sent.failures, sent.batches, at)
+    logger.info("sent in %d batches: %s", sent.batches, sent.total.summary())
+    return sent
 
 
 def _total(counts: Any) -> dict[str, int]:

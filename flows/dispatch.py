@@ -12,6 +12,11 @@ retried later with backoff, or failed). It is not retried by Prefect, because th
 dispatcher already handles each message's retries; a task is retried only for a
 transient failure of its own (the database busy or gone).
 
+One sender at a time: the run holds the ``dispatch-sender`` concurrency slot while it
+sends (``flows/_sending.py``), as does an ``advance`` run that sends what it queued;
+a run that waits over ``SENDER_WAIT_SECONDS`` for it sends nothing (the other sender
+drains the outbox, or the next run goes on).
+
 Every run publishes ``dispatch-in-doubt``: the messages in doubt (a sender died during
 their provider call; :mod:`omni_journey.delivery.in_doubt`), ids and times only.
 """
@@ -23,128 +28,36 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import State
+from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine
 
-from flows._artifacts import Progress, markdown_table, publish_summary, publish_table
-from flows._common import resolve_now, retry_transient, run_name, stamp, tag_flow_run
-from omni_journey.delivery import DispatchReport, Renderer, dispatch, load_providers
-from omni_journey.delivery.base import Provider
+from flows._artifacts import markdown_table, publish_summary, publish_table
+from flows._common import resolve_now, run_name, stamp, tag_flow_run
+from flows._sending import (
+    SendBatchError,
+    Sent,
+    provider_problems,
+    send_batch,
+    send_due,
+    sender_slot,
+)
+from omni_journey.delivery import DispatchReport, load_providers
 from omni_journey.delivery.in_doubt import InDoubt, list_in_doubt
-from omni_journey.delivery.ratelimit import TokenBucket
 from omni_journey.service.pipeline import project_renderer, worker_id
 from omni_journey.settings import Settings, get_settings
 from omni_journey.store import open_store
-from omni_journey.store.core import MESSAGES
 
-__all__ = ["SendBatchError", "dispatch_outbox", "send_batch"]
+__all__ = ["SendBatchError", "dispatch_outbox", "provider_problems", "send_batch"]
 
-# error sources that are about one record, not about a provider call
-_RECORD_LEVEL = frozenset({"dispatch"})
-
-
-class SendBatchError(RuntimeError):
-    """Provider calls in a batch failed; ``report`` says what happened to each message."""
-
-    def __init__(self, report: DispatchReport, problems: dict[str, int]) -> None:
-        self.report = report
-        self.problems = problems
-        paused = "; paused " + ", ".join(sorted(report.paused)) if report.paused else ""
-        detail = ", ".join(f"{code} x{n}" for code, n in sorted(problems.items()))
-        super().__init__(
-            f"{report.failed} failed and {report.retried} to retry of {report.claimed} "
-            f"messages: {detail}{paused}"
-        )
-
-
-def provider_problems(report: DispatchReport) -> dict[str, int]:
-    """``provider:code`` -> count of the batch's provider-side errors (throttling,
-    rejected addresses, crashes, render errors); per-record checks such as an unknown
-    customer or a missing address are counted in the artifacts, not failed on."""
-    return {
-        code: count
-        for code, count in report.errors.items()
-        if code.split(":", 1)[0] not in _RECORD_LEVEL
-    }
-
-
-@task(
-    name="send-batch",
-    task_run_name="send-batch-{number}",
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
-)
-def send_batch(
-    engine: Engine,
-    providers: dict[str, Provider],
-    renderer: Renderer,
-    settings: Settings,
-    *,
-    number: int,
-    now: datetime,
-    limit: int,
-    worker: str,
-    simulated: bool = False,
-) -> DispatchReport:
-    """Claim and send at most ``limit`` due messages (one dispatcher pass);
-    ``simulated``: stamp everything with ``now`` (see :func:`dispatch_outbox`)."""
-    report = dispatch(
-        engine,
-        providers,
-        renderer,
-        now=now,
-        settings=settings,
-        worker_id=f"{worker}:{number}"[:64],
-        limit=limit,
-        **(_frozen_clock(settings, providers) if simulated else {}),
-    )
-    get_run_logger().info("batch %d: %s", number, report.summary())
-    problems = provider_problems(report)
-    if problems or report.paused:
-        raise SendBatchError(report, problems)
-    return report
-
-
-def _still() -> float:
-    return 0.0
-
-
-def _frozen_clock(settings: Settings, providers: dict[str, Provider]) -> dict[str, Any]:
-    """A dispatcher clock that never moves (timestamps stay at the pass's ``now``);
-    the rate limits keep the real clock: they protect a provider in real time."""
-    rates = settings.provider_rate_limits
-    buckets = {p.name: TokenBucket(rates.get(p.name)) for p in providers.values()}
-    return {"clock": _still, "rate_limiters": buckets}
+# how long a run waits for another sender (an advance run sending what it queued) to
+# finish; under the every-minute schedule, so runs never pile up
+SENDER_WAIT_SECONDS = 45
 
 
 def _since(started: float) -> timedelta:
     return timedelta(seconds=time.monotonic() - started)
-
-
-def _due(engine: Engine, now: datetime) -> int:
-    with engine.connect() as connection:
-        found: Any = connection.execute(
-            select(func.count()).where(
-                and_(MESSAGES.c.status == "pending", MESSAGES.c.send_after <= now)
-            )
-        ).scalar_one()
-    return int(found)
-
-
-def _merge(total: DispatchReport, part: DispatchReport) -> None:
-    for name in ("claimed", "sent", "failed", "suppressed", "retried", "deferred", "in_doubt"):
-        setattr(total, name, getattr(total, name) + getattr(part, name))
-    total.claims_lost += part.claims_lost
-    for provider, counts in part.by_provider.items():
-        total.by_provider[provider].update(counts)
-    total.errors.update(part.errors)
-    total.paused.update(part.paused)
 
 
 def _in_doubt(engine: Engine, at: datetime, settings: Settings) -> list[InDoubt]:
@@ -235,52 +148,32 @@ def dispatch_outbox(
     renderer = project_renderer(settings)
     tag_flow_run(f"channel:{c}" for c in sorted(providers))
     worker = f"prefect-{str(flow_run.id or worker_id())[:8]}"
-    batch = send_batch.with_options(timeout_seconds=settings.dispatch_claim_seconds + 60)
     engine = open_store(settings.resolved_database_url)
-    total = DispatchReport()
-    failures: list[str] = []
-    batches = 0
+    sent = Sent()
     try:
-        due = _due(engine, at) if limit is None else min(limit, _due(engine, at))
-        progress = (
-            Progress(f"Sending {due} due messages") if due > settings.dispatch_batch_size else None
-        )
-        remaining = limit
-        while batches < max_batches and (remaining is None or remaining > 0):
-            size = settings.dispatch_batch_size
-            if remaining is not None:
-                size = min(size, remaining)
-            batches += 1
-            wall = at if simulated else at + _since(started)
-            state: State[Any] = batch(
-                engine,
-                providers,
-                renderer,
-                settings,
-                number=batches,
-                now=wall,
-                limit=size,
-                worker=worker,
-                simulated=simulated,
-                return_state=True,
+        try:
+            with sender_slot(timeout_seconds=SENDER_WAIT_SECONDS):
+                sent = send_due(
+                    engine,
+                    providers,
+                    renderer,
+                    settings,
+                    at=at,
+                    worker=worker,
+                    limit=limit,
+                    max_batches=max_batches,
+                    simulated=simulated,
+                )
+        except TimeoutError:
+            logger.info(
+                "another run kept sending for over %d s; it drains the outbox, "
+                "or the next run does",
+                SENDER_WAIT_SECONDS,
             )
-            result = state.result(raise_on_failure=False)
-            report = result.report if isinstance(result, SendBatchError) else result
-            if not isinstance(report, DispatchReport):  # the task itself broke
-                failures.append(f"batch {batches}: {state.message}")
-                break
-            _merge(total, report)
-            if isinstance(result, SendBatchError):
-                failures.append(f"batch {batches}: {result}")
-            if remaining is not None:
-                remaining -= report.claimed
-            if progress is not None:
-                progress.update(total.claimed, due)
-            if report.claimed < size or report.paused:
-                break
         in_doubt = _in_doubt(engine, at if simulated else at + _since(started), settings)
     finally:
         engine.dispose()
+    total, failures, batches = sent.total, sent.failures, sent.batches
     _publish(total, failures, batches, at, in_doubt)
     logger.info("dispatched in %d batches: %s", batches, total.summary())
     if failures:

@@ -4,9 +4,10 @@ Each enabled journey with an event trigger gets one deployment trigger on the
 ``advance`` deployment: when Prefect sees ``omni.events.ingested`` for resource
 ``omni.event.<trigger event>`` (emitted once per ingested batch and event name, see
 :mod:`omni_journey.ingest.announce`), it starts ``advance`` with
-``{"journey": <key>}``. A journey entered on a segment gets the same on
-``omni.segment.entered`` / ``omni.segment.<segment>``. Scheduled audiences need none:
-the every-minute ``advance`` schedule runs them.
+``{"journey": <key>, "send": true}``: the run sends the messages it queued that are due
+now, so they need not wait for the next scheduled ``dispatch``. A journey entered on a
+segment gets the same on ``omni.segment.entered`` / ``omni.segment.<segment>``.
+Scheduled audiences need none: the every-minute ``advance`` schedule runs them.
 
 The trigger's ``within`` (seconds) is a throttle: Prefect fires on the first event,
 then ignores the journey's events for ``within`` seconds, so a burst coalesces into
@@ -97,7 +98,7 @@ def journey_triggers(
                 "posture": "Reactive",
                 "threshold": 1,
                 "within": int(throttle.get(key, DEFAULT_THROTTLE_SECONDS)),
-                "parameters": {_MANAGED_PARAMETER: key},
+                "parameters": {_MANAGED_PARAMETER: key, "send": True},
             }
         )
     return triggers

@@ -211,7 +211,11 @@ def test_disabled_and_scheduled_journeys_get_no_trigger_segment_journeys_do() ->
         }
     )
     assert [(t["parameters"], t["match"], t["expect"]) for t in triggers] == [
-        ({"journey": "vips"}, {"prefect.resource.id": "omni.segment.vip"}, ["omni.segment.entered"])
+        (
+            {"journey": "vips", "send": True},
+            {"prefect.resource.id": "omni.segment.vip"},
+            ["omni.segment.entered"],
+        )
     ]
 
 

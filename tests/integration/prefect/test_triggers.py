@@ -157,10 +157,12 @@ def test_a_burst_of_trigger_events_starts_one_advance_run_for_that_journey(
 
     [run] = wait_for(finished, timeout=60)
     assert run.state.is_completed(), run.state.message
-    assert run.parameters == {"journey": "quick_nudge"}
+    assert run.parameters == {"journey": "quick_nudge", "send": True}
     assert run.name.startswith("advance-quick_nudge-")
     wait_for(lambda: False, timeout=3)  # anything else the burst would have started
-    assert [r.parameters for r in _runs_of(deployment_id)] == [{"journey": "quick_nudge"}]
+    assert [r.parameters for r in _runs_of(deployment_id)] == [
+        {"journey": "quick_nudge", "send": True}
+    ]
     with shop.engine.connect() as connection:
         entered = connection.execute(
             select(ENROLLMENTS.c.journey_key, func.count()).group_by(ENROLLMENTS.c.journey_key)
@@ -168,3 +170,59 @@ def test_a_burst_of_trigger_events_starts_one_advance_run_for_that_journey(
         queued = connection.execute(select(func.count()).select_from(MESSAGES)).scalar_one()
     assert dict(entered) == {"quick_nudge": 5}  # quick_cart was not run
     assert queued == 5
+
+
+def _dispatch_runs(since: datetime) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterStartTime,
+    )
+
+    with get_client(sync_client=True) as client:
+        return list(
+            client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["dispatch"])),
+                flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)),
+            )
+        )
+
+
+def test_the_triggered_run_sends_the_message_without_a_dispatch_run(
+    served_advance: tuple[Shop, UUID],
+) -> None:
+    """The event's message is sent (not only queued) by the run its trigger started:
+    no ``dispatch`` deployment exists here, so nothing else could have sent it."""
+    from omni_journey.store.core import MESSAGES as M
+
+    shop, deployment_id = served_advance
+    started = datetime.now(UTC)
+    [customer] = shop.profiles(1, prefix="now")
+    shop.events("product.viewed", [customer], at=datetime.now(UTC))
+    assert emit_ingested({"product.viewed": 1}, source="test") == 1
+    flush()
+
+    def sent() -> list[Any]:
+        with shop.engine.connect() as connection:
+            return list(
+                connection.execute(
+                    select(M.c.status, M.c.sent_at).where(M.c.customer_id == customer)
+                ).all()
+            )
+
+    def finished() -> list[Any]:
+        return [
+            r
+            for r in _runs_of(deployment_id)
+            if r.created >= started and r.state and r.state.is_final()
+        ]
+
+    [run] = wait_for(finished, timeout=60)  # (a run of another test may be listed too)
+    assert run.state.is_completed(), run.state.message
+    [(status, sent_at)] = sent()
+    assert status == "sent" and sent_at is not None
+    [email] = shop.outbox_files("email")
+    assert f"{customer}@example.com" in email.read_text()
+    assert _dispatch_runs(started - timedelta(seconds=1)) == []
