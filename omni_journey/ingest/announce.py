@@ -25,6 +25,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -210,10 +211,12 @@ class IngestedBuffer:
     """Adds up ingested counts and announces them at most every ``interval`` seconds.
 
     For a process that stores many small batches (the HTTP collector): call
-    :meth:`add` after each stored batch; a timer thread emits the sum per event name
-    ``interval`` seconds after the first unannounced batch, so a busy collector sends
-    a few Prefect events per interval whatever its request rate. :meth:`close` emits
-    what is left. ``emit`` is replaceable for tests.
+    :meth:`add` after each stored batch. A timer thread emits the sum per event name:
+    at once when nothing was announced in the last ``interval`` seconds (a lone event's
+    journey starts without waiting), else when ``interval`` seconds have passed since
+    the last announcement, so a busy collector sends at most one Prefect event per
+    event name and interval whatever its request rate. :meth:`close` emits what is
+    left. ``emit`` is replaceable for tests.
     """
 
     def __init__(
@@ -230,6 +233,7 @@ class IngestedBuffer:
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._closed = False
+        self._last = -float("inf")  # time.monotonic() of the last announcement
 
     def add(self, counts: Mapping[str, int] | Iterable[str]) -> None:
         """Count ``counts`` ({name: n}, or an iterable of event names)."""
@@ -239,7 +243,8 @@ class IngestedBuffer:
         with self._lock:
             self._pending.update(added)
             if self._timer is None and not self._closed:
-                self._timer = threading.Timer(self.interval, self.flush)
+                wait = max(0.0, self._last + self.interval - time.monotonic())
+                self._timer = threading.Timer(wait, self.flush)
                 self._timer.daemon = True
                 self._timer.start()
 
@@ -248,6 +253,8 @@ class IngestedBuffer:
         with self._lock:
             pending, self._pending = +self._pending, Counter()
             timer, self._timer = self._timer, None
+            if pending:
+                self._last = time.monotonic()
         if timer is not None and timer is not threading.current_thread():
             timer.cancel()
         if not pending:

@@ -54,27 +54,36 @@ def test_resource_ids_name_the_event_or_segment() -> None:
     assert segment_resource_id("vip") == "omni.segment.vip"
 
 
-def test_the_buffer_coalesces_batches_into_one_emit_per_interval() -> None:
-    emitted: list[tuple[dict[str, int], str]] = []
-    done = threading.Event()
+def test_the_buffer_announces_a_lone_batch_at_once_and_coalesces_the_rest() -> None:
+    """The first batch after a quiet interval is announced at once (a lone event's
+    journey starts without waiting); batches within ``interval`` of an announcement are
+    summed into one more, ``interval`` after it; nothing is lost or counted twice."""
+    emitted: list[tuple[dict[str, int], str, float]] = []
+    first, second = threading.Event(), threading.Event()
 
     def emit(counts: dict[str, int], *, source: str) -> int:
-        emitted.append((counts, source))
-        done.set()
+        emitted.append((counts, source, time.monotonic()))
+        (second if first.is_set() else first).set()
         return len(counts)
 
-    buffer = IngestedBuffer(0.2, emit=emit)
+    buffer = IngestedBuffer(0.5, emit=emit)
+    started = time.monotonic()
+    buffer.add({"product.viewed": 1})
+    assert first.wait(5)
+    assert emitted[0][:2] == ({"product.viewed": 1}, "collector")
+    assert emitted[0][2] - started < 0.25  # at once, not after the interval
     for _ in range(50):
         buffer.add({"product.viewed": 2})
     buffer.add(["product.added", "product.added", "product.viewed"])
     buffer.add({})
-    assert done.wait(5)
-    assert emitted == [({"product.viewed": 101, "product.added": 2}, "collector")]
+    assert second.wait(5)
+    assert emitted[1][:2] == ({"product.viewed": 101, "product.added": 2}, "collector")
+    assert emitted[1][2] - emitted[0][2] >= 0.45  # not before the interval is over
     buffer.add({"order.completed": 1})
     assert buffer.close() == 1
-    assert emitted[-1] == ({"order.completed": 1}, "collector")
-    time.sleep(0.3)
-    assert len(emitted) == 2  # the timer was cancelled by close()
+    assert emitted[-1][:2] == ({"order.completed": 1}, "collector")
+    time.sleep(0.6)
+    assert len(emitted) == 3  # the timer was cancelled by close()
 
 
 def test_without_a_prefect_api_emitting_is_a_quick_no_op(tmp_path: Path) -> None:
