@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from omni_journey.errors import TransientDeliveryError
 from omni_journey.spec.models import JourneySpec, SendStep
+from omni_journey.store.shards import ALL, Shard
 
 __all__ = [
     "artifact_key",
@@ -33,6 +34,7 @@ __all__ = [
     "journey_locks",
     "journey_tags",
     "lock_name",
+    "parse_shard",
     "resolve_now",
     "retry_transient",
     "run_name",
@@ -142,9 +144,17 @@ def tag_flow_run(extra: Iterable[str]) -> None:
 # --- one advance per journey at a time ---------------------------------------------------
 
 
-def lock_name(journey_key: str) -> str:
-    """The Prefect global concurrency limit that serialises passes over one journey."""
-    return LOCK_PREFIX + journey_key
+def lock_name(journey_key: str, shard: Shard = ALL) -> str:
+    """The Prefect global concurrency limit that serialises passes over one journey (or
+    over one shard of it: the shards of a journey run side by side)."""
+    if shard.everyone:
+        return LOCK_PREFIX + journey_key
+    return f"{LOCK_PREFIX}{journey_key}-shard-{shard.index}-of-{shard.count}"
+
+
+def parse_shard(text: str | None) -> Shard:
+    """A flow's ``shard`` parameter (``"2/4"``; ``None``: every customer)."""
+    return ALL if text is None else Shard.parse(text)
 
 
 _ensured: dict[str, set[str]] = {}
@@ -178,17 +188,19 @@ def ensure_limits(names: Iterable[str]) -> None:
     _ensured.setdefault(api, set()).update(wanted)
 
 
-def ensure_journey_locks(journey_keys: Iterable[str]) -> None:
+def ensure_journey_locks(journey_keys: Iterable[str], shard: Shard = ALL) -> None:
     """Create the missing ``advance-<journey>`` limits (see :func:`ensure_limits`)."""
-    ensure_limits(lock_name(key) for key in journey_keys)
+    ensure_limits(lock_name(key, shard) for key in journey_keys)
 
 
 @contextmanager
-def journey_locks(journey_keys: Iterable[str], *, timeout_seconds: float) -> Iterator[None]:
+def journey_locks(
+    journey_keys: Iterable[str], *, timeout_seconds: float, shard: Shard = ALL
+) -> Iterator[None]:
     """Hold the journeys' concurrency slots, taken together in one request (all or
     none, so two passes cannot deadlock); ``TimeoutError`` if another run keeps one
     longer than ``timeout_seconds``. The store locks each journey's event cursor too
     (docs/operations.md): these slots save a second run the wait and the work."""
-    names = sorted({lock_name(key) for key in journey_keys})
+    names = sorted({lock_name(key, shard) for key in journey_keys})
     with concurrency(names, occupy=1, timeout_seconds=timeout_seconds):
         yield

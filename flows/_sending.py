@@ -5,14 +5,16 @@ at most ``OMNI_DISPATCH_BATCH_SIZE`` claimed messages. :func:`send_due` runs bat
 until the outbox is drained (a batch claims fewer than asked), a provider pauses, or
 ``max_batches`` ran.
 
-**One sender at a time.** The rate limits (``OMNI_RATE_LIMITS``) are token buckets in
-the sending process, so two processes sending at once would each send at the full rate.
-Every sender therefore holds the Prefect global concurrency limit ``dispatch-sender``
-(1 slot, created on first use) for as long as it sends: a scheduled ``dispatch`` and an
-``advance`` run that sends what it queued take turns, never overlap. The slot's lease
-expires when a sender dies. Claims in the outbox stay exclusive on their own (a message
-is claimed by one sender, sent once), so the slot protects the providers, not the
-messages.
+**One sender at a time, on SQLite.** There the rate limits (``OMNI_RATE_LIMITS``) are
+token buckets in the sending process, so two processes sending at once would each send
+at the full rate. Every sender therefore holds the Prefect global concurrency limit
+``dispatch-sender`` (1 slot, created on first use) for as long as it sends: a scheduled
+``dispatch`` and an ``advance`` run that sends what it queued take turns, never
+overlap. The slot's lease expires when a sender dies. On PostgreSQL the limits are one
+token bucket per provider in the store, shared by every sender, so senders take no
+turn: runs send side by side, each shard's (``shard``) or all. Claims in the outbox stay
+exclusive either way (a message is claimed by one sender, sent once), so the slot
+protects the providers, not the messages.
 """
 
 from __future__ import annotations
@@ -38,12 +40,14 @@ from omni_journey.delivery.base import Provider
 from omni_journey.delivery.ratelimit import TokenBucket
 from omni_journey.settings import Settings
 from omni_journey.store.core import MESSAGES
+from omni_journey.store.shards import ALL, Shard
 
 __all__ = [
     "SENDER_LIMIT",
     "SendBatchError",
     "Sent",
     "count_due",
+    "limits_shared",
     "provider_problems",
     "send_batch",
     "send_due",
@@ -101,9 +105,11 @@ def send_batch(
     limit: int,
     worker: str,
     simulated: bool = False,
+    shard: Shard = ALL,
 ) -> DispatchReport:
-    """Claim and send at most ``limit`` due messages (one dispatcher pass);
-    ``simulated``: stamp everything with ``now`` (see ``dispatch_outbox``)."""
+    """Claim and send at most ``limit`` due messages (one dispatcher pass; only to
+    ``shard``'s customers); ``simulated``: stamp everything with ``now`` (see
+    ``dispatch_outbox``)."""
     report = dispatch(
         engine,
         providers,
@@ -112,6 +118,7 @@ def send_batch(
         settings=settings,
         worker_id=f"{worker}:{number}"[:64],
         limit=limit,
+        shard=shard,
         **(_frozen_clock(settings, providers) if simulated else {}),
     )
     get_run_logger().info("batch %d: %s", number, report.summary())
@@ -175,6 +182,7 @@ def send_due(
     limit: int | None = None,
     max_batches: int = 200,
     simulated: bool = False,
+    shard: Shard = ALL,
 ) -> Sent:
     """Send due messages (at most ``limit``) batch by batch, as of ``at`` plus the time
     the pass has taken (``simulated``: always ``at``). The caller holds
@@ -203,6 +211,7 @@ def send_due(
             limit=size,
             worker=worker,
             simulated=simulated,
+            shard=shard,
             return_state=True,
         )
         result = state.result(raise_on_failure=False)
@@ -222,10 +231,21 @@ def send_due(
     return sent
 
 
+def limits_shared(settings: Settings) -> bool:
+    """Do the store's rate limits hold for every sender together? On PostgreSQL, yes
+    (one token bucket per provider in the store); on SQLite they are per process."""
+    return not settings.resolved_database_url.startswith("sqlite")
+
+
 @contextmanager
-def sender_slot(*, timeout_seconds: float) -> Iterator[None]:
+def sender_slot(*, timeout_seconds: float, shared: bool = False) -> Iterator[None]:
     """Hold ``dispatch-sender`` (see the module's docstring); ``TimeoutError`` when
-    another run keeps sending for longer than ``timeout_seconds``."""
+    another run keeps sending for longer than ``timeout_seconds``. ``shared``: the rate
+    limits hold across processes already (:func:`limits_shared`), so senders need no
+    turn: several send at once, each claiming its own messages."""
+    if shared:
+        yield
+        return
     ensure_limits([SENDER_LIMIT])
     with concurrency(
         SENDER_LIMIT,

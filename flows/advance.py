@@ -44,13 +44,14 @@ from flows._common import (
     ensure_journey_locks,
     journey_locks,
     journey_tags,
+    parse_shard,
     resolve_now,
     retry_transient,
     run_name,
     stamp,
     tag_flow_run,
 )
-from flows._sending import Sent, send_due, sender_slot
+from flows._sending import Sent, limits_shared, send_due, sender_slot
 from omni_journey.delivery import load_providers
 from omni_journey.runner.passes import JourneyRunner
 from omni_journey.service.pipeline import (
@@ -62,6 +63,7 @@ from omni_journey.service.pipeline import (
 from omni_journey.settings import Settings, get_settings
 from omni_journey.spec.project import Project
 from omni_journey.store import open_store
+from omni_journey.store.shards import ALL, Shard
 
 __all__ = ["AdvanceError", "advance", "advance_journey"]
 
@@ -107,9 +109,14 @@ def _keys(project: Project, journey: str | None) -> list[str]:
 
 
 def _advance(
-    engine: Engine, project: Project, settings: Settings, keys: list[str], at: datetime
+    engine: Engine,
+    project: Project,
+    settings: Settings,
+    keys: list[str],
+    at: datetime,
+    shard: Shard = ALL,
 ) -> tuple[list[JourneyPass], dict[str, str]]:
-    runner = build_runner(engine, project, settings)
+    runner = build_runner(engine, project, settings, shard=shard)
     progress = Progress(f"Advancing {len(keys)} journeys") if len(keys) > 1 else None
     passes: list[JourneyPass] = []
     failed: dict[str, str] = {}
@@ -120,7 +127,7 @@ def _advance(
         # (bench/README.md, "Prefect costs"). One journey at a time, so a run started
         # by a trigger waits only for that journey, never for a whole pass.
         try:
-            with journey_locks([key], timeout_seconds=LOCK_TIMEOUT_SECONDS):
+            with journey_locks([key], timeout_seconds=LOCK_TIMEOUT_SECONDS, shard=shard):
                 state: State[Any] = advance_journey(runner, key, at, return_state=True)
         except TimeoutError:
             failed[key] = f"another run held the journey for over {LOCK_TIMEOUT_SECONDS} s"
@@ -173,13 +180,18 @@ def _publish(passes: list[JourneyPass], failed: dict[str, str], at: datetime, su
     timeout_seconds=3 * 3600,
 )
 def advance(
-    journey: str | None = None, now: datetime | None = None, send: bool = False
+    journey: str | None = None,
+    now: datetime | None = None,
+    send: bool = False,
+    shard: str | None = None,
 ) -> dict[str, dict[str, int]]:
     """Advance every enabled journey, or only ``journey``, as of ``now`` (default: the
     clock); with ``send``, then send the due outbox if the pass queued anything.
-    Returns each journey's counters (entered, queued:<channel>, skipped:<reason>,
-    deferred, exited, converted...)."""
+    ``shard`` (``"I/N"``, PostgreSQL): only that shard of the customers, so N runs share
+    a pass (docs/scaling.md). Returns each journey's counters (entered,
+    queued:<channel>, skipped:<reason>, deferred, exited, converted...)."""
     logger = get_run_logger()
+    part = parse_shard(shard)
     at = resolve_now(now)
     settings = get_settings()
     project = load_valid_project(settings)
@@ -188,10 +200,10 @@ def advance(
     if not keys:
         logger.info("no enabled journeys in %s", settings.project_dir)
         return {}
-    ensure_journey_locks(keys)
+    ensure_journey_locks(keys, part)
     engine = open_store(settings.resolved_database_url)
     try:
-        passes, failed = _advance(engine, project, settings, keys, at)
+        passes, failed = _advance(engine, project, settings, keys, at, part)
         _publish(passes, failed, at, journey or "all")
         queued = sum(p.counts.get(c, 0) for p in passes for c in _OUTBOX_COUNTERS)
         logger.info(
@@ -201,7 +213,7 @@ def advance(
         )
         # the clock's time now (the pass took a while), or the time the caller gave
         sent = (
-            _send(engine, settings, resolve_now(None) if now is None else at)
+            _send(engine, settings, resolve_now(None) if now is None else at, part)
             if send and queued
             else None
         )
@@ -217,7 +229,7 @@ def advance(
     return {p.journey: p.counts for p in passes}
 
 
-def _send(engine: Engine, settings: Settings, at: datetime) -> Sent | None:
+def _send(engine: Engine, settings: Settings, at: datetime, shard: Shard = ALL) -> Sent | None:
     """Send the due outbox now (one sender at a time); None when a dispatch run was
     sending for longer than :data:`SENDER_WAIT_SECONDS` (it, or the next, sends)."""
     from flows.dispatch import _publish as publish_sent
@@ -227,8 +239,10 @@ def _send(engine: Engine, settings: Settings, at: datetime) -> Sent | None:
     renderer = project_renderer(settings)
     worker = f"prefect-{str(flow_run.id or worker_id())[:8]}"
     try:
-        with sender_slot(timeout_seconds=SENDER_WAIT_SECONDS):
-            sent = send_due(engine, providers, renderer, settings, at=at, worker=worker)
+        with sender_slot(timeout_seconds=SENDER_WAIT_SECONDS, shared=limits_shared(settings)):
+            sent = send_due(
+                engine, providers, renderer, settings, at=at, worker=worker, shard=shard
+            )
     except TimeoutError:
         logger.info("a dispatch run is sending: it sends what this pass queued")
         return None

@@ -34,10 +34,11 @@ from prefect.runtime import flow_run
 from sqlalchemy import Engine
 
 from flows._artifacts import markdown_table, publish_summary, publish_table
-from flows._common import resolve_now, run_name, stamp, tag_flow_run
+from flows._common import parse_shard, resolve_now, run_name, stamp, tag_flow_run
 from flows._sending import (
     SendBatchError,
     Sent,
+    limits_shared,
     provider_problems,
     send_batch,
     send_due,
@@ -133,15 +134,19 @@ def dispatch_outbox(
     now: datetime | None = None,
     max_batches: int = 200,
     simulated: bool = False,
+    shard: str | None = None,
 ) -> dict[str, Any]:
     """Send due outbox messages (at most ``limit``) in batches; returns the summed
     dispatch report (claimed, sent, failed, suppressed, retried, deferred, ...).
+    ``shard`` (``"I/N"``): only the messages to that shard of the customers, so N runs
+    share the outbox (on PostgreSQL they send side by side: docs/scaling.md).
 
     ``simulated``: ``now`` is a simulated time (the demo): every timestamp of the pass
     (claims, ``sent_at``, events) is ``now`` instead of ``now`` plus the wall-clock
     time the pass has taken, so a replay gives the same outbox on any machine."""
     logger = get_run_logger()
     started = time.monotonic()
+    part = parse_shard(shard)
     at = resolve_now(now)
     settings = get_settings()
     providers = load_providers(settings)
@@ -152,7 +157,7 @@ def dispatch_outbox(
     sent = Sent()
     try:
         try:
-            with sender_slot(timeout_seconds=SENDER_WAIT_SECONDS):
+            with sender_slot(timeout_seconds=SENDER_WAIT_SECONDS, shared=limits_shared(settings)):
                 sent = send_due(
                     engine,
                     providers,
@@ -163,6 +168,7 @@ def dispatch_outbox(
                     limit=limit,
                     max_batches=max_batches,
                     simulated=simulated,
+                    shard=part,
                 )
         except TimeoutError:
             logger.info(
