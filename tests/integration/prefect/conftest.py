@@ -263,3 +263,21 @@ def stop_group(process: subprocess.Popen[Any], *, timeout: float = 30) -> None:
     except subprocess.TimeoutExpired:  # pragma: no cover - a stuck process
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def ingested_events(resource_id: str) -> list[Any]:
+    """The ``omni.events.ingested`` Prefect events about ``resource_id`` so far."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    from omni_journey.ingest.announce import INGESTED_EVENT
+
+    with get_client(sync_client=True) as client:
+        page = client.read_events(
+            filter=EventFilter(
+                event=EventNameFilter(name=[INGESTED_EVENT]),
+                resource=EventResourceFilter(id=[resource_id]),
+            ),
+            limit=50,
+        )
+    return list(page.events)

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine
 
 from omni_journey.settings import Settings
-from tests.integration.prefect.conftest import PrefectApi, wait_for
+from tests.integration.prefect.conftest import PrefectApi, ingested_events, wait_for
 from tests.integration.test_collector import NOW, serving
 from tests.integration.test_inbound_replies import PHONE, Inbound, _profiles
 from tests.support.inbound import TOPIC, SnsSigner, sms
@@ -26,20 +26,7 @@ RESOURCE = "omni.event.message.replied"
 
 
 def _announced() -> list[Any]:
-    from prefect.client.orchestration import get_client
-    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
-
-    from omni_journey.ingest.announce import INGESTED_EVENT
-
-    with get_client(sync_client=True) as client:
-        page = client.read_events(
-            filter=EventFilter(
-                event=EventNameFilter(name=[INGESTED_EVENT]),
-                resource=EventResourceFilter(id=[RESOURCE]),
-            ),
-            limit=50,
-        )
-    return list(page.events)
+    return ingested_events(RESOURCE)
 
 
 def test_an_inbound_reply_is_announced_to_prefect(

@@ -16,7 +16,7 @@ from uuid import UUID
 import pytest
 from sqlalchemy import func, select
 
-from omni_journey.ingest.announce import INGESTED_EVENT, emit_ingested, flush
+from omni_journey.ingest.announce import emit_ingested, flush
 from omni_journey.store.core import ENROLLMENTS, MESSAGES
 from tests.integration.prefect.conftest import (
     CART,
@@ -25,26 +25,12 @@ from tests.integration.prefect.conftest import (
     T0,
     PrefectApi,
     Shop,
+    ingested_events,
     stop_group,
     wait_for,
 )
 
 pytestmark = [pytest.mark.slow]
-
-
-def _ingested_events(resource_id: str) -> list[Any]:
-    from prefect.client.orchestration import get_client
-    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
-
-    with get_client(sync_client=True) as client:
-        page = client.read_events(
-            filter=EventFilter(
-                event=EventNameFilter(name=[INGESTED_EVENT]),
-                resource=EventResourceFilter(id=[resource_id]),
-            ),
-            limit=50,
-        )
-    return list(page.events)
 
 
 def test_the_ingest_flow_announces_one_event_per_event_name(
@@ -68,16 +54,16 @@ def test_the_ingest_flow_announces_one_event_per_event_name(
     result = state.result()
     assert (result["accepted"], result["rejected"]) == (9, 1)
     assert result["events"] == {"ingest.test_a": 7, "ingest.test_b": 2}
-    found = wait_for(lambda: _ingested_events("omni.event.ingest.test_a"), timeout=20)
+    found = wait_for(lambda: ingested_events("omni.event.ingest.test_a"), timeout=20)
     assert [e.payload for e in found] == [{"count": 7, "source": "ingest"}]
-    [b] = wait_for(lambda: _ingested_events("omni.event.ingest.test_b"), timeout=20)
+    [b] = wait_for(lambda: ingested_events("omni.event.ingest.test_b"), timeout=20)
     assert b.payload["count"] == 2
     assert b.resource["omni.event.name"] == "ingest.test_b"
 
     again = ingest(str(path), now=T0 + timedelta(minutes=1))  # all duplicates now
     assert again["events"] == {}
     flush()
-    assert len(_ingested_events("omni.event.ingest.test_a")) == 1
+    assert len(ingested_events("omni.event.ingest.test_a")) == 1
 
 
 @pytest.fixture
