@@ -47,7 +47,6 @@ __all__ = [
     "SendBatchError",
     "Sent",
     "count_due",
-    "limits_shared",
     "provider_problems",
     "send_batch",
     "send_due",
@@ -231,18 +230,13 @@ def send_due(
     return sent
 
 
-def limits_shared(settings: Settings) -> bool:
-    """Do the store's rate limits hold for every sender together? On PostgreSQL, yes
-    (one token bucket per provider in the store); on SQLite they are per process."""
-    return not settings.resolved_database_url.startswith("sqlite")
-
-
 @contextmanager
 def sender_slot(*, timeout_seconds: float, shared: bool = False) -> Iterator[None]:
     """Hold ``dispatch-sender`` (see the module's docstring); ``TimeoutError`` when
     another run keeps sending for longer than ``timeout_seconds``. ``shared``: the rate
-    limits hold across processes already (:func:`limits_shared`), so senders need no
-    turn: several send at once, each claiming its own messages."""
+    limits hold across processes already
+    (:func:`omni_journey.delivery.ratelimit.limits_shared`), so senders need no turn:
+    several send at once, each claiming its own messages."""
     if shared:
         yield
         return

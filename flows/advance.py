@@ -51,8 +51,9 @@ from flows._common import (
     stamp,
     tag_flow_run,
 )
-from flows._sending import Sent, limits_shared, send_due, sender_slot
+from flows._sending import Sent, send_due, sender_slot
 from omni_journey.delivery import load_providers
+from omni_journey.delivery.ratelimit import limits_shared
 from omni_journey.runner.passes import JourneyRunner
 from omni_journey.service.pipeline import (
     build_runner,
@@ -239,7 +240,7 @@ def _send(engine: Engine, settings: Settings, at: datetime, shard: Shard = ALL) 
     renderer = project_renderer(settings)
     worker = f"prefect-{str(flow_run.id or worker_id())[:8]}"
     try:
-        with sender_slot(timeout_seconds=SENDER_WAIT_SECONDS, shared=limits_shared(settings)):
+        with sender_slot(timeout_seconds=SENDER_WAIT_SECONDS, shared=limits_shared(engine)):
             sent = send_due(
                 engine, providers, renderer, settings, at=at, worker=worker, shard=shard
             )

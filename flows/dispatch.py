@@ -38,7 +38,6 @@ from flows._common import parse_shard, resolve_now, run_name, stamp, tag_flow_ru
 from flows._sending import (
     SendBatchError,
     Sent,
-    limits_shared,
     provider_problems,
     send_batch,
     send_due,
@@ -46,6 +45,7 @@ from flows._sending import (
 )
 from omni_journey.delivery import DispatchReport, load_providers
 from omni_journey.delivery.in_doubt import InDoubt, list_in_doubt
+from omni_journey.delivery.ratelimit import limits_shared
 from omni_journey.service.pipeline import project_renderer, worker_id
 from omni_journey.settings import Settings, get_settings
 from omni_journey.store import open_store
@@ -157,7 +157,7 @@ def dispatch_outbox(
     sent = Sent()
     try:
         try:
-            with sender_slot(timeout_seconds=SENDER_WAIT_SECONDS, shared=limits_shared(settings)):
+            with sender_slot(timeout_seconds=SENDER_WAIT_SECONDS, shared=limits_shared(engine)):
                 sent = send_due(
                     engine,
                     providers,

@@ -124,6 +124,13 @@ def take_tokens(engine: Engine, provider: str, n: float, rate: float, burst: flo
     return float(left)
 
 
+def limits_shared(engine: Engine) -> bool:
+    """Do the rate limits hold for every dispatcher of this store together? On
+    PostgreSQL, yes (one token bucket per provider in the store); on SQLite they are
+    per process."""
+    return engine.dialect.name == "postgresql"
+
+
 def bucket_for(
     engine: Engine,
     provider: str,
@@ -135,6 +142,6 @@ def bucket_for(
     """The rate limit of ``provider`` for one dispatch pass: shared by every dispatcher
     of a PostgreSQL store, in-process on SQLite (one machine, one writer at a time) and
     when the provider has no limit."""
-    if rate and rate > 0 and engine.dialect.name == "postgresql":
+    if rate and rate > 0 and limits_shared(engine):
         return SharedTokenBucket(engine, provider, rate, sleep=sleep)
     return TokenBucket(rate, clock=clock, sleep=sleep)
